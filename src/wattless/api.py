@@ -1,0 +1,164 @@
+"""The public workflow functions behind both the Python API and the CLI: train, measure, compress, export."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .data import Dataset, load_dataset
+from .errors import ConfigError
+from .io import WattlessModel, deployable_module, load, save
+from .models import build_model, check_input_shape, is_import_path
+from .techniques import Context, TechniqueConfig, describe_step, get_technique, parse_step
+from .train import TrainConfig, fit, seed_everything
+
+Step = tuple[str, TechniqueConfig]
+CALIBRATION_SAMPLES = 1024
+
+
+def as_dataset(dataset: Dataset | str, **options) -> Dataset:
+    """A :class:`Dataset` as given, or loaded by name (``options`` go to ``load_dataset``)."""
+    return dataset if isinstance(dataset, Dataset) else load_dataset(dataset, **options)
+
+
+def model_spec(name: str, data: Dataset, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The architecture spec of zoo model ``name`` sized for ``data``.
+
+    Regression zoo models get the training targets' mean and standard deviation so that they learn
+    a standardised target but predict in the data's units.
+    """
+    kwargs = dict(kwargs or {})
+    if data.task == "regression" and not is_import_path(name):
+        kwargs.setdefault("target_mean", float(data.y_train.mean()))
+        kwargs.setdefault("target_std", float(data.y_train.std() or 1.0))
+    return {"name": name, "kwargs": kwargs, "input_shape": list(data.input_shape), "num_outputs": data.num_outputs}
+
+
+def base_meta(data: Dataset, spec: dict[str, Any], seed: int) -> dict[str, Any]:
+    return {"model": spec, "task": data.task, "dataset": data.describe(), "seed": seed, "recipe": []}
+
+
+def train(model: str, dataset: Dataset | str, *, model_kwargs: dict[str, Any] | None = None,
+          config: TrainConfig | None = None, trust_code: bool = False,
+          on_epoch: Callable[[int, dict], None] | None = None, **train_options) -> WattlessModel:
+    """Build zoo model ``model`` (or ``package.module:factory``) for ``dataset`` and train it.
+
+    Example:
+        >>> m = train("mlp", "digits", epochs=1, seed=0)  # doctest: +SKIP
+    """
+    data = as_dataset(dataset)
+    config = config or TrainConfig(**train_options)
+    spec = model_spec(model, data, model_kwargs)
+    seed_everything(config.seed)  # the initial weights come from the seed too
+    module = build_model(spec, trust_code=trust_code)
+    check_input_shape(module, data.input_shape)
+    summary = fit(module, data, config, on_epoch=on_epoch)
+    meta = base_meta(data, spec, config.seed)
+    meta["train"] = {"config": config.model_dump(mode="json"), "epochs_run": summary["epochs_run"],
+                     "best_epoch": summary["best_epoch"], "val": summary["val"]}
+    return WattlessModel(module, meta)
+
+
+def resolve_steps(steps: Sequence[str | Step]) -> list[Step]:
+    """Validate every step before any work starts: CLI strings or ``(name, config)`` pairs."""
+    resolved = []
+    for step in steps:
+        if isinstance(step, str):
+            resolved.append(parse_step(step))
+        else:
+            name, cfg = step
+            if not isinstance(cfg, get_technique(name).config_type):
+                raise ConfigError(f"step {name!r} needs a {get_technique(name).config_type.__name__}")
+            resolved.append((name, cfg))
+    return resolved
+
+
+def apply_steps(model: WattlessModel, dataset: Dataset | str, steps: Sequence[str | Step], *,
+                seed: int | None = None, quiet: bool = True) -> WattlessModel:
+    """Apply technique steps in order to a copy of ``model``; the original is left untouched."""
+    data = as_dataset(dataset)
+    resolved = resolve_steps(steps)
+    seed = model.meta.get("seed", 0) if seed is None else seed
+    result = WattlessModel(_copy_module(model), json.loads(json.dumps(model.meta)))
+    ctx = Context(dataset=data, seed=seed, quiet=quiet)
+    for name, cfg in resolved:
+        result.module = get_technique(name).apply(result.module, cfg, ctx)
+        result.meta["recipe"].append(describe_step(name, cfg))
+    return result
+
+
+def _copy_module(model: WattlessModel):
+    import copy
+
+    return copy.deepcopy(model.module)
+
+
+def export(model: WattlessModel | str | Path, path: str | Path, *, int8: bool = False,
+           dataset: Dataset | str | None = None, calibration: str = "minmax", trust_code: bool = False) -> Path:
+    """Export to ONNX (fp32, or static QDQ int8 calibrated on the training split of ``dataset``)."""
+    from .export import export_onnx, quantize_int8
+    from .measure.ops import count_params
+    from .measure.record import fp32_state_dict_bytes
+
+    if not isinstance(model, WattlessModel):
+        model = load(model, trust_code=trust_code)
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise ConfigError(f"ONNX output must end in .onnx, got {str(path)!r}")
+    if int8 and dataset is None:
+        raise ConfigError("int8 export needs calibration data; pass --dataset NAME")
+    module = deployable_module(model.module)
+    params, nonzero = count_params(module)
+    meta = {**model.meta, "size_bytes_fp32": fp32_state_dict_bytes(model), "params": params,
+            "nonzero_params": nonzero}
+    if not int8:
+        return export_onnx(module, model.input_shape, path, metadata={"wattless": json.dumps(meta, sort_keys=True)})
+    data = as_dataset(dataset)
+    meta["recipe"] = [*meta.get("recipe", []), {"technique": "quantize.int8", "config": {
+        "calibration": calibration, "per_channel": True, "format": "QDQ", "engine": "onnxruntime"}}]
+    tmp_fp32 = path.with_name(f".{path.name}.fp32.tmp.onnx")
+    try:
+        export_onnx(module, model.input_shape, tmp_fp32, metadata={"wattless": json.dumps(meta, sort_keys=True)})
+        return quantize_int8(tmp_fp32, path, data.X_train[:CALIBRATION_SAMPLES], method=calibration)
+    finally:
+        tmp_fp32.unlink(missing_ok=True)
+
+
+def measure(model: WattlessModel | str | Path, dataset: Dataset | str, *, trust_code: bool = False,
+            **options) -> dict[str, Any]:
+    """One result record (ARCHITECTURE.md keys) for a model, a ``.wlz`` file or an ``.onnx`` file."""
+    from .measure.record import measure_module, measure_onnx
+
+    data = as_dataset(dataset)
+    if isinstance(model, WattlessModel):
+        return measure_module(model, data, **options)
+    path = Path(model)
+    if path.suffix == ".onnx":
+        options.pop("onnx", None)
+        options.pop("int8_latency", None)
+        return measure_onnx(path, data, **options)
+    return measure_module(load(path, trust_code=trust_code), data, file_path=path, **options)
+
+
+def compress(model: WattlessModel | str | Path, dataset: Dataset | str, out: str | Path, *,
+             steps: Sequence[str | Step] = (), int8: bool = False, calibration: str = "minmax",
+             trust_code: bool = False, seed: int | None = None) -> Path:
+    """Apply ``steps`` then write ``out``: a ``.wlz`` model, or an ``.onnx`` (int8 with ``int8=True``)."""
+    out = Path(out)
+    if out.suffix not in (".wlz", ".onnx"):
+        raise ConfigError(f"output must end in .wlz or .onnx, got {str(out)!r}")
+    if int8 and out.suffix != ".onnx":
+        raise ConfigError(f"int8 deployment writes an ONNX file; use -o {out.with_suffix('.onnx')}")
+    if not steps and not int8:
+        raise ConfigError("nothing to do: give --int8 and/or --step TECHNIQUE[:key=value,...]")
+    data = as_dataset(dataset)
+    resolved = resolve_steps(steps)
+    if not isinstance(model, WattlessModel):
+        model = load(model, trust_code=trust_code)
+    result = apply_steps(model, data, resolved, seed=seed) if resolved else model
+    if out.suffix == ".wlz":
+        save(result, out)
+        return out
+    return export(result, out, int8=int8, dataset=data, calibration=calibration)

@@ -1,0 +1,94 @@
+"""How one logical tensor is stored in a `.wlz` file: a registry of encodings by name.
+
+Each encoding is a pair of small functions. ``encode(tensor)`` returns the tensor to store and
+its entry in the file's encodings table; ``decode(stored, entry, max_bytes)`` checks the entry
+strictly (raising FormatError) and rebuilds the tensor, allocating at most `max_bytes` bytes.
+A new encoding (say ``"bitpack"`` with a bit width) is one more pair and one more line in
+``ENCODINGS``; the container does not change.
+"""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+import zstandard
+
+from wattless.artifact.format import (
+    DTYPE_BY_NAME,
+    NAME_BY_DTYPE,
+    FormatError,
+    checked_nbytes,
+    tensor_bytes,
+)
+
+# Measured on one AMD EPYC core: write_artifact of LeNet-300-100 (266,610 float32 params) takes
+# 0.11 s dense and 0.27 s at 90% sparsity; one 1M-float32 tensor 0.9 s dense, 2.1 s sparse.
+# Level 22 gave the same bytes in the same time at these sizes, with more memory on larger ones.
+ZSTD_LEVEL = 19
+
+Entry = dict[str, Any]
+
+
+class Encoding(NamedTuple):
+    """The two functions of one encoding."""
+
+    encode: Callable[[torch.Tensor], tuple[torch.Tensor, Entry]]
+    decode: Callable[[torch.Tensor, Entry, int], torch.Tensor]
+
+
+def _check_fields(entry: Entry, expected: set[str]) -> None:
+    if set(entry) != expected:
+        raise FormatError(
+            f"{entry['encoding']} entry has fields {sorted(entry)}, expected {sorted(expected)}"
+        )
+
+
+def encode_raw(tensor: torch.Tensor) -> tuple[torch.Tensor, Entry]:
+    """Store the tensor as it is."""
+    return tensor, {"encoding": "raw"}
+
+
+def decode_raw(stored: torch.Tensor, entry: Entry, max_bytes: int) -> torch.Tensor:
+    """The stored tensor is the tensor (the reader has checked its dtype and size already)."""
+    _check_fields(entry, {"encoding"})
+    return stored
+
+
+def encode_zstd(tensor: torch.Tensor) -> tuple[torch.Tensor, Entry]:
+    """Store one zstd frame (with content size and checksum) of the tensor's bytes as a uint8 tensor."""
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True, write_content_size=True)
+    frame = compressor.compress(tensor_bytes(tensor))
+    stored = torch.frombuffer(bytearray(frame), dtype=torch.uint8)
+    return stored, {"encoding": "zstd", "dtype": NAME_BY_DTYPE[tensor.dtype], "shape": list(tensor.shape)}
+
+
+def decode_zstd(stored: torch.Tensor, entry: Entry, max_bytes: int) -> torch.Tensor:
+    """Decompress after checking the expected size against `max_bytes` and the frame's own claim."""
+    _check_fields(entry, {"encoding", "dtype", "shape"})
+    dtype = DTYPE_BY_NAME.get(entry["dtype"]) if isinstance(entry["dtype"], str) else None
+    if dtype is None:
+        raise FormatError(f"zstd entry has unsupported dtype {str(entry['dtype'])[:40]}")
+    if stored.dtype != torch.uint8 or stored.dim() != 1:
+        raise FormatError(
+            f"zstd data must be a 1-D uint8 tensor, got {stored.dtype} of shape {list(stored.shape)}"
+        )
+    expected = checked_nbytes(dtype, entry["shape"], max_bytes)
+    frame = stored.numpy().tobytes()
+    # With a content size in the frame, zstandard allocates that size and ignores max_output_size.
+    if zstandard.frame_content_size(frame) != expected:
+        raise FormatError(f"zstd frame does not hold the {expected} bytes its entry describes")
+    data = zstandard.ZstdDecompressor().decompress(frame, max_output_size=expected, allow_extra_data=False)
+    if len(data) != expected:
+        raise FormatError(f"zstd frame decompressed to {len(data)} bytes, expected {expected}")
+    if expected == 0:
+        return torch.empty(entry["shape"], dtype=dtype)
+    return torch.frombuffer(bytearray(data), dtype=dtype).reshape(entry["shape"])
+
+
+ENCODINGS: dict[str, Encoding] = {
+    "raw": Encoding(encode_raw, decode_raw),
+    "zstd": Encoding(encode_zstd, decode_zstd),
+}
+
+# Tried by the writer for a tensor the caller names no encoding for; the fewest stored bytes win.
+AUTOMATIC_ENCODINGS = ("raw", "zstd")

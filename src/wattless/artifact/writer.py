@@ -1,0 +1,179 @@
+"""Write a `.wlz` file: encode each tensor, lay out a safetensors file, replace the target atomically.
+
+The safetensors layout is written here rather than by ``safetensors.torch.save``, because that
+writer emits ``__metadata__`` keys in hash order, which changes from run to run. This writer
+emits the same layout with the keys sorted; the reader parses files with safetensors itself.
+"""
+
+import contextlib
+import json
+import os
+import struct
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+from wattless.artifact.encodings import AUTOMATIC_ENCODINGS, ENCODINGS, Entry
+from wattless.artifact.format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MAX_HEADER_BYTES,
+    MAX_NDIM,
+    NAME_BY_DTYPE,
+    SAFETENSORS_CODE,
+    SUPPORTED_DTYPE_NAMES,
+    canonical_json,
+    tensor_bytes,
+)
+from wattless.errors import ArtifactError
+
+
+def write_artifact(
+    path: str | os.PathLike[str],
+    tensors: Mapping[str, torch.Tensor],
+    metadata: Mapping[str, Any],
+    *,
+    encodings: Mapping[str, str] | None = None,
+) -> int:
+    """Write `tensors` and JSON `metadata` to a `.wlz` file at `path` and return its size in bytes.
+
+    Each tensor is stored with the encoding named in `encodings` (by tensor name), or else with
+    whichever of ``raw`` and ``zstd`` is smaller. The write is atomic: on any failure the file
+    previously at `path`, if any, is left as it was.
+
+    Raises:
+        ArtifactError: an unsupported tensor, metadata that is not JSON, an unknown encoding, or
+            a file that cannot be written.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.wlz")
+        >>> write_artifact(path, {"fc.weight": torch.zeros(10, 4)}, {"model": "mlp"}) == os.path.getsize(path)
+        True
+    """
+    user_json = _metadata_json(metadata)
+    encodings = dict(encodings or {})
+    unknown_names = sorted(set(encodings) - set(tensors))
+    if unknown_names:
+        raise ArtifactError(f"encodings name tensors that are not being written: {unknown_names[:5]}")
+    stored: dict[str, torch.Tensor] = {}
+    table: dict[str, Entry] = {}
+    for name in sorted(tensors):
+        tensor = _checked_cpu_tensor(name, tensors[name])
+        stored[name], table[name] = _encode(tensor, encodings.get(name))
+    file_metadata = {
+        "encodings": canonical_json(table),
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "wattless": user_json,
+    }
+    header = _safetensors_header(stored, file_metadata)
+    path = Path(path)
+    try:
+        return _replace_atomically(path, lambda file: _write_body(file, header, stored))
+    except OSError as error:
+        raise ArtifactError(f"cannot write {path}: {error.strerror or error}") from error
+
+
+def _checked_cpu_tensor(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    if not isinstance(name, str) or name == "__metadata__":
+        raise ArtifactError(f"tensor name {name!r} cannot be stored; use a string other than '__metadata__'")
+    if not isinstance(tensor, torch.Tensor):
+        raise ArtifactError(f"{name!r} is a {type(tensor).__name__}, not a torch.Tensor")
+    if tensor.dtype not in NAME_BY_DTYPE:
+        raise ArtifactError(
+            f"tensor {name!r} has dtype {tensor.dtype}, which .wlz files do not store; "
+            f"convert it to one of: {SUPPORTED_DTYPE_NAMES}"
+        )
+    if tensor.dim() > MAX_NDIM:
+        raise ArtifactError(
+            f"tensor {name!r} has {tensor.dim()} dimensions; at most {MAX_NDIM} are supported"
+        )
+    return tensor.detach().to("cpu").contiguous()
+
+
+def _encode(tensor: torch.Tensor, encoding: str | None) -> tuple[torch.Tensor, Entry]:
+    if encoding is not None:
+        if encoding not in ENCODINGS:
+            raise ArtifactError(f"unknown encoding {encoding!r}; choose one of: {', '.join(ENCODINGS)}")
+        return ENCODINGS[encoding].encode(tensor)
+    candidates = [ENCODINGS[name].encode(tensor) for name in AUTOMATIC_ENCODINGS]
+    return min(candidates, key=lambda candidate: candidate[0].nbytes)  # first wins a tie, so raw
+
+
+def _metadata_json(metadata: Mapping[str, Any]) -> str:
+    if not isinstance(metadata, Mapping):
+        raise ArtifactError(f"metadata must be a dict, got {type(metadata).__name__}")
+    try:
+        return canonical_json(dict(metadata))
+    except (TypeError, ValueError) as error:
+        raise ArtifactError(
+            f"metadata cannot be stored as JSON ({error}); use only dicts, lists, strings, finite numbers, "
+            "booleans and None"
+        ) from error
+
+
+def _safetensors_header(stored: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """The safetensors header: length (u64 LE) and JSON padded with spaces to a multiple of 8 bytes."""
+    header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
+    offset = 0
+    for name in _layout_order(stored):  # the order safetensors itself uses, which keeps data aligned
+        tensor = stored[name]
+        header[name] = {
+            "dtype": SAFETENSORS_CODE[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + tensor.nbytes],
+        }
+        offset += tensor.nbytes
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    if len(text) > MAX_HEADER_BYTES:
+        raise ArtifactError(
+            f"the file header would take {len(text)} bytes, over the {MAX_HEADER_BYTES} limit"
+        )
+    return struct.pack("<Q", len(text)) + text
+
+
+def _layout_order(stored: dict[str, torch.Tensor]) -> list[str]:
+    return sorted(stored, key=lambda name: (-stored[name].element_size(), name))
+
+
+def _write_body(file: BinaryIO, header: bytes, stored: dict[str, torch.Tensor]) -> None:
+    file.write(header)
+    for name in _layout_order(stored):
+        file.write(tensor_bytes(stored[name]))
+
+
+def _replace_atomically(path: Path, write: Callable[[BinaryIO], None]) -> int:
+    """Write a temp file next to `path` with `write(file)`, fsync it, rename it over `path`; bytes."""
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    # os.open with mode 0o666 lets the umask decide permissions, as a plain open() would.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+            size = os.fstat(file.fileno()).st_size
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+    return size
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable where the platform allows it (POSIX); a no-op elsewhere."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    # The file is in place already; a file system that cannot fsync a folder is no reason to fail.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

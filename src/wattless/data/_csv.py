@@ -1,0 +1,205 @@
+"""``csv:PATH`` data sets: a user's own table with one target column.
+
+Numeric feature columns are imputed with their train median and standardized; categorical ones
+(text, bool) are imputed with their most frequent train value and one-hot encoded, a category unseen
+in train becoming all zeros. Every statistic comes from the train split only.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ._dataset import Dataset, Task
+from ._split import split_indices
+
+MAX_INFERRED_CLASSES = 20
+"""An integer-valued target with at most this many distinct values is taken as class labels."""
+
+
+def load_csv(
+    path: str | os.PathLike[str], *, target: str | None, task: Task | None = None, split_seed: int = 0
+) -> Dataset:
+    """Load a CSV file whose column ``target`` holds the labels; the task is inferred unless given.
+
+    Rows without a target value are dropped with a warning giving their count.
+    """
+    if task not in (None, "classification", "regression"):
+        raise DataError(f"unknown task {task!r}; use 'classification' or 'regression'")
+    frame = _read_frame(Path(path))
+    columns = ", ".join(map(str, frame.columns))
+    if target is None:
+        raise DataError(f"{path}: which column is the target? pass --target COLUMN (one of: {columns})")
+    if target not in frame.columns:
+        raise DataError(f"{path}: no column {target!r}; the columns are: {columns}")
+    frame, n_dropped = _drop_missing_targets(frame, target, path)
+    features = _feature_frame(frame.drop(columns=[target]), path, target)
+    task = task or infer_task(frame[target])
+    y, classes = _encode_target(frame[target], task, path)
+    train, val, test = split_indices(y, task, split_seed=split_seed)
+
+    numeric = [c for c in features.columns if _is_numeric(features[c])]
+    categorical = [c for c in features.columns if c not in numeric]
+    transformer = _column_transformer(numeric, categorical).fit(features.iloc[train])
+    X_train, X_val, X_test = (
+        transformer.transform(features.iloc[rows]).astype(np.float32) for rows in (train, val, test)
+    )
+    preprocessing = {
+        "kind": "columns",
+        "target": target,
+        "dropped_rows_missing_target": n_dropped,
+        **_describe(transformer, numeric, categorical),
+    }
+    return Dataset(
+        name=f"csv:{Path(path).name}",
+        task=task,
+        X_train=X_train,
+        y_train=y[train],
+        X_val=X_val,
+        y_val=y[val],
+        X_test=X_test,
+        y_test=y[test],
+        classes=classes,
+        preprocessing=preprocessing,
+        source=str(Path(path).resolve()),
+    )
+
+
+def infer_task(target: pd.Series) -> Task:
+    """Classification for text/bool targets or integers with few distinct values; else regression."""
+    if not _is_numeric(target):
+        return "classification"
+    values = target.to_numpy(dtype=np.float64)
+    few_integers = np.all(values == np.round(values)) and len(np.unique(values)) <= MAX_INFERRED_CLASSES
+    return "classification" if few_integers else "regression"
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"CSV file {str(path)!r} does not exist or is not a file; check the path")
+    try:
+        frame = pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError as error:
+        raise DataError(f"{path}: the CSV file is empty") from error
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0]
+        raise DataError(f"{path}: not a readable CSV file ({reason})") from error
+    if frame.empty:
+        raise DataError(f"{path}: the CSV file has a header but no data rows")
+    return frame
+
+
+def _drop_missing_targets(frame: pd.DataFrame, target: str, path: Any) -> tuple[pd.DataFrame, int]:
+    missing = frame[target].isna()
+    n_missing = int(missing.sum())
+    if n_missing == len(frame):
+        raise DataError(f"{path}: target column {target!r} has no values")
+    if n_missing:
+        warnings.warn(f"{path}: dropped {n_missing} rows with no value in target {target!r}", stacklevel=3)
+    return frame.loc[~missing].reset_index(drop=True), n_missing
+
+
+def _feature_frame(features: pd.DataFrame, path: Any, target: str) -> pd.DataFrame:
+    """Feature columns with entirely empty ones removed; categorical values as text, missing as NaN."""
+    empty = [c for c in features.columns if features[c].isna().all()]
+    if empty:
+        warnings.warn(f"{path}: ignoring columns with no values: {', '.join(map(str, empty))}", stacklevel=3)
+        features = features.drop(columns=empty)
+    if features.shape[1] == 0:
+        raise DataError(f"{path}: no feature columns besides the target {target!r}")
+    for column in features.columns:
+        if not _is_numeric(features[column]):
+            # One type per column (str) so that mixed text/numbers/bools sort and encode consistently.
+            text = features[column].astype(object).map(str, na_action="ignore")
+            features[column] = text.where(text.notna(), np.nan)
+    return features
+
+
+def _encode_target(target: pd.Series, task: Task, path: Any) -> tuple[np.ndarray, list[str] | None]:
+    """int64 class indices and class names, or float32 values for regression."""
+    if task == "regression":
+        if not _is_numeric(target):
+            example = target.iloc[0]
+            raise DataError(
+                f"{path}: target column {target.name!r} is not numeric (e.g. {example!r}), so it cannot be "
+                "a regression target; use --task classification"
+            )
+        return target.to_numpy(dtype=np.float32), None
+    values = target.to_numpy()
+    if _is_numeric(target) and np.all(values == np.round(values)):
+        values = values.astype(np.int64)  # class "3", not "3.0"
+    elif not _is_numeric(target):
+        values = values.astype(str)
+    labels, y = np.unique(values, return_inverse=True)
+    if len(labels) < 2:
+        raise DataError(
+            f"{path}: target column {target.name!r} has a single class ({labels[0]!r}); "
+            "a classifier needs at least two"
+        )
+    return y.astype(np.int64), [str(label) for label in labels]
+
+
+def _is_numeric(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def _column_transformer(numeric: list[str], categorical: list[str]) -> Any:
+    # Imported here: scikit-learn takes about a second to import, and `import wattless` should not.
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    # keep_empty_features: a column with values only outside the train split stays (imputed as 0), so the
+    # output columns are the same whatever the split.
+    return ColumnTransformer(
+        [
+            (
+                "numeric",
+                make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()),
+                numeric,
+            ),
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent", keep_empty_features=True),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
+                categorical,
+            ),
+        ],
+        sparse_threshold=0,
+    )
+
+
+def _describe(transformer: Any, numeric: list[str], categorical: list[str]) -> dict[str, Any]:
+    """JSON-serialisable statistics of the fitted transformer, column by column, in output order."""
+    description: dict[str, Any] = {"numeric": [], "categorical": []}
+    if numeric:
+        imputer, scaler = transformer.named_transformers_["numeric"]
+        for column, median, mean, std in zip(
+            numeric, imputer.statistics_, scaler.mean_, scaler.scale_, strict=True
+        ):
+            description["numeric"].append(
+                {"column": str(column), "median": float(median), "mean": float(mean), "std": float(std)}
+            )
+    if categorical:
+        imputer, encoder = transformer.named_transformers_["categorical"]
+        for column, most_frequent, categories in zip(
+            categorical, imputer.statistics_, encoder.categories_, strict=True
+        ):
+            description["categorical"].append(
+                {
+                    "column": str(column),
+                    "most_frequent": str(most_frequent),
+                    "categories": [str(category) for category in categories],
+                }
+            )
+    description["feature_names"] = [str(name) for name in transformer.get_feature_names_out()]
+    return description

@@ -1,0 +1,14 @@
+"""ONNX export (fp32 and static int8 QDQ) and CPU inference through ONNX Runtime."""
+
+from .int8 import CALIBRATION_METHODS, cpu_lacks_vnni, quantize_int8
+from .onnx import export_onnx
+from .runtime import OnnxModel, read_onnx_metadata
+
+__all__ = [
+    "CALIBRATION_METHODS",
+    "OnnxModel",
+    "cpu_lacks_vnni",
+    "export_onnx",
+    "quantize_int8",
+    "read_onnx_metadata",
+]

@@ -1,0 +1,124 @@
+"""The model zoo registry: names -> factories, and building a model from its JSON spec.
+
+A model spec is the JSON-serialisable recipe stored in every model file::
+
+    {"name": "lenet300", "kwargs": {}, "input_shape": [1, 28, 28], "num_outputs": 10}
+
+``name`` is a registered zoo name or ``package.module:factory`` (the user's own code).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import inspect
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+
+Factory = Callable[..., nn.Module]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def register_model(name: str) -> Callable[[Factory], Factory]:
+    """Register ``factory(input_shape, num_outputs, **kwargs) -> nn.Module`` under ``name``."""
+
+    def decorate(factory: Factory) -> Factory:
+        if name in _REGISTRY:
+            warnings.warn(f"overwriting model {name!r} in the registry", stacklevel=2)
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorate
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered zoo names matching an fnmatch ``pattern``."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def is_import_path(name: str) -> bool:
+    """True for ``package.module:factory`` names, which run the user's own code."""
+    return ":" in name
+
+
+def _resolve_import_path(name: str) -> Factory:
+    module_name, _, attr = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module may fail in any way while importing
+        raise ModelError(
+            f"cannot import module {module_name!r} for model {name!r} ({exc}); "
+            "make sure it is on PYTHONPATH"
+        ) from exc
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ModelError(f"{module_name!r} has no callable {attr!r}; give the model as package.module:factory")
+    return factory
+
+
+def _call_user_factory(factory: Factory, input_shape, num_outputs, kwargs) -> nn.Module:
+    """Pass ``input_shape``/``num_outputs`` only if the user's factory accepts them."""
+    params = inspect.signature(factory).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    extra = {k: v for k, v in (("input_shape", input_shape), ("num_outputs", num_outputs))
+             if takes_any or k in params}
+    return factory(**extra, **kwargs)
+
+
+def build_model(spec: dict[str, Any], *, trust_code: bool = False) -> nn.Module:
+    """Build an untrained model from its spec.
+
+    Args:
+        spec: ``{"name", "kwargs", "input_shape", "num_outputs"}``.
+        trust_code: allow ``package.module:factory`` names, which import and run that code.
+            Model files can name such factories, so loading one never imports code unless asked.
+    """
+    name = spec.get("name")
+    if not isinstance(name, str):
+        raise ModelError(f"model spec has no valid name: {spec!r}")
+    kwargs = dict(spec.get("kwargs") or {})
+    input_shape = tuple(spec.get("input_shape") or ())
+    num_outputs = int(spec.get("num_outputs") or 1)
+    if is_import_path(name):
+        if not trust_code:
+            raise ModelError(
+                f"model {name!r} is the user's own code; pass --trust-code (Python: trust_code=True) "
+                "to import it"
+            )
+        factory = _resolve_import_path(name)
+        call = lambda: _call_user_factory(factory, input_shape, num_outputs, kwargs)  # noqa: E731
+    elif name in _REGISTRY:
+        factory = _REGISTRY[name]
+        call = lambda: factory(input_shape, num_outputs, **kwargs)  # noqa: E731
+    else:
+        choices = ", ".join(list_models())
+        raise ModelError(f"unknown model {name!r}; choose one of: {choices}, or package.module:factory")
+    try:
+        model = call()
+    except TypeError as exc:
+        raise ModelError(f"cannot build model {name!r} with options {kwargs}: {exc}") from exc
+    except ValueError as exc:
+        raise ModelError(f"cannot build model {name!r} for input {list(input_shape)}: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"factory for {name!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def check_input_shape(model: nn.Module, input_shape: tuple[int, ...]) -> None:
+    """Run one zero sample through ``model``; a shape mismatch becomes a clear ModelError."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    except RuntimeError as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"the model does not accept inputs of shape {list(input_shape)}: {first_line}") from exc
+    finally:
+        model.train(was_training)

@@ -1,0 +1,122 @@
+"""Rich tables for the terminal: a comparison of variants, one measured record, per-layer MACs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from .comparison import Record, comparison_caption, comparison_rows, energy_per_sample, record_task
+from .format import (
+    MISSING,
+    format_bytes,
+    format_count,
+    format_energy,
+    format_number,
+    format_ratio,
+    format_recipe,
+    format_seconds_ms,
+    format_text,
+)
+
+
+def comparison_table(records: list[Record], *, baseline: Record | None = None,
+                     title: str | None = None) -> Table:
+    """One row per record with its metric, size, latency and energy, and their ratios to the baseline.
+
+    The cells are exactly those of :func:`comparison_rows`; the baseline (default: the first record)
+    is shown in bold when it is one of the rows.
+    """
+    baseline = records[0] if baseline is None and records else baseline
+    rows = comparison_rows(records, baseline)
+    table = Table(title=title, caption=comparison_caption(baseline) if baseline else None)
+    for position, header in enumerate(rows[0] if rows else ["Variant"]):
+        table.add_column(header, justify="left" if position == 0 else "right")
+    for record, row in zip(records, rows, strict=True):
+        table.add_row(*row.values(), style="bold" if record is baseline else None)
+    return table
+
+
+def record_table(record: Record) -> Table:
+    """Everything measured about one model variant, with a nested latency table (ms)."""
+    table = Table(title=record.get("name"), show_header=False)
+    table.add_column("Quantity", style="bold")
+    table.add_column("Value")
+    for label, value in _record_lines(record):
+        table.add_row(label, value)
+    latencies = record.get("latency_ms") or []
+    table.add_row("latency", _latency_table(latencies) if latencies else MISSING)
+    return table
+
+
+def layer_table(layers: list[dict[str, Any]]) -> Table:
+    """Per-layer parameters and multiply-accumulates, with each layer's share of all MACs (%)."""
+    total_macs = sum(layer.get("macs") or 0 for layer in layers)
+    table = Table(title="MACs per layer")
+    table.add_column("Layer")
+    table.add_column("Type")
+    for header in ("Params", "MACs", "Share (%)"):
+        table.add_column(header, justify="right")
+    for layer in layers:
+        macs = layer.get("macs")
+        share = MISSING if macs is None or total_macs == 0 else f"{100 * macs / total_macs:.1f}"
+        table.add_row(format_text(layer.get("name")), format_text(layer.get("type")),
+                      format_count(layer.get("params")), format_count(macs), share)
+    table.add_section()
+    total_params = sum(layer.get("params") or 0 for layer in layers)
+    table.add_row("total", "", format_count(total_params), format_count(total_macs),
+                  "100.0" if total_macs else MISSING)
+    return table
+
+
+def _record_lines(record: Record) -> list[tuple[str, str]]:
+    lines = [(key, format_text(record.get(key))) for key in ("model", "dataset")]
+    lines += [("recipe", format_recipe(record.get("recipe"))), ("seed", format_text(record.get("seed")))]
+    if record_task(record) == "regression":
+        lines += [(key.upper() if key != "r2" else "R²", format_number(record.get(key), ".4g"))
+                  for key in ("rmse", "mae", "r2")]
+    else:
+        accuracy = record.get("accuracy")
+        lines.append(("accuracy", MISSING if accuracy is None else f"{100 * accuracy:.2f} %"))
+    lines += [
+        ("parameters", format_count(record.get("params"))),
+        ("non-zero parameters", _nonzero_text(record.get("nonzero_params"), record.get("params"))),
+        ("size on disk", _bytes_text(record.get("size_bytes"))),
+        ("fp32 state_dict size", _bytes_text(record.get("size_bytes_fp32"))),
+        ("compression ratio", format_ratio(record.get("compression_ratio"))),
+        ("MACs per sample", format_count(record.get("macs"))),
+        ("BOPs per sample", format_count(record.get("bops"))),
+        ("energy per sample", _energy_text(record)),
+        ("artifact", format_text(record.get("artifact"))),
+    ]
+    return lines
+
+
+def _latency_table(latencies: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for header in ("engine", "precision"):
+        table.add_column(header)
+    for header in ("batch", "threads", "median", "p25", "p75"):
+        table.add_column(header, justify="right")
+    for entry in latencies:
+        table.add_row(
+            format_text(entry.get("engine")), format_text(entry.get("precision")),
+            format_text(entry.get("batch")), format_text(entry.get("threads")),
+            *(format_seconds_ms(entry.get(key)) for key in ("median", "p25", "p75")),
+        )
+    return table
+
+
+def _nonzero_text(nonzero: int | None, params: int | None) -> str:
+    if nonzero is None or not params:
+        return format_count(nonzero)
+    return f"{nonzero:,} ({100 * nonzero / params:.1f} % of parameters)"
+
+
+def _bytes_text(n_bytes: int | None) -> str:
+    return MISSING if n_bytes is None else f"{format_bytes(n_bytes)} ({n_bytes:,} bytes)"
+
+
+def _energy_text(record: Record) -> str:
+    joules, label = energy_per_sample(record)
+    return MISSING if joules is None else f"{format_energy(joules)} ({label})"

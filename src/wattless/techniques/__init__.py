@@ -1,0 +1,16 @@
+"""Compression techniques, each a config plus an apply function, registered by dotted name."""
+
+from . import prune  # noqa: F401  (registers the pruning techniques)
+from ._registry import (
+    Context,
+    TechniqueConfig,
+    describe_step,
+    get_technique,
+    list_techniques,
+    make_config,
+    parse_step,
+    register_technique,
+)
+
+__all__ = ["Context", "TechniqueConfig", "describe_step", "get_technique", "list_techniques", "make_config",
+           "parse_step", "register_technique"]

@@ -1,0 +1,105 @@
+"""The technique registry: a dotted name -> (validated config type, apply function).
+
+A technique is a frozen pydantic config plus ``apply(model, cfg, ctx) -> model``. Adding one means
+adding a module that calls :func:`register_technique`; the CLI, recipes and contract tests find it here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch import nn
+
+from ..data import Dataset
+from ..errors import ConfigError
+
+
+class TechniqueConfig(BaseModel):
+    """Base of every technique config: immutable, and unknown fields are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    version: int = 1
+
+
+@dataclass
+class Context:
+    """What a technique may need besides the model: data for calibration and fine-tuning, a seed."""
+
+    dataset: Dataset
+    seed: int = 0
+    quiet: bool = False
+
+
+Apply = Callable[[nn.Module, Any, Context], nn.Module]
+
+
+@dataclass(frozen=True)
+class Technique:
+    name: str
+    config_type: type[TechniqueConfig]
+    apply: Apply
+    summary: str
+
+
+_REGISTRY: dict[str, Technique] = {}
+
+
+def register_technique(name: str, config_type: type[TechniqueConfig]) -> Callable[[Apply], Apply]:
+    """Register ``apply`` under ``name`` (e.g. ``prune.magnitude``) with its config type."""
+
+    def decorate(apply: Apply) -> Apply:
+        if name in _REGISTRY:
+            warnings.warn(f"overwriting technique {name!r} in the registry", stacklevel=2)
+        summary = (apply.__doc__ or "").strip().splitlines()[0] if apply.__doc__ else ""
+        _REGISTRY[name] = Technique(name, config_type, apply, summary)
+        return apply
+
+    return decorate
+
+
+def list_techniques(pattern: str = "*") -> list[str]:
+    """Registered technique names matching an fnmatch ``pattern``."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def get_technique(name: str) -> Technique:
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown technique {name!r}; choose one of: {', '.join(list_techniques())}")
+    return _REGISTRY[name]
+
+
+def make_config(name: str, fields: dict[str, Any] | None = None) -> TechniqueConfig:
+    """Validate ``fields`` for technique ``name``; a bad field is one error naming it and the valid ones."""
+    technique = get_technique(name)
+    try:
+        return technique.config_type(**(fields or {}))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        valid = ", ".join(f for f in technique.config_type.model_fields if f != "version")
+        raise ConfigError(f"invalid config for {name}: {problems} (fields: {valid})") from None
+
+
+def parse_step(text: str) -> tuple[str, TechniqueConfig]:
+    """Parse a CLI step ``name[:key=value,...]``; values are read as YAML scalars (``0.9``, ``true``)."""
+    name, _, rest = text.partition(":")
+    fields: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"cannot read {item!r} in step {text!r}; write it as key=value")
+        try:
+            fields[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            fields[key.strip()] = value
+    return name.strip(), make_config(name.strip(), fields)
+
+
+def describe_step(name: str, cfg: TechniqueConfig) -> dict[str, Any]:
+    """The JSON form of one applied step, as stored in model files and records."""
+    return {"technique": name, "config": cfg.model_dump(mode="json")}

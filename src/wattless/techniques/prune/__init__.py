@@ -1,0 +1,3 @@
+"""Pruning techniques."""
+
+from . import magnitude  # noqa: F401  (registers prune.magnitude)
