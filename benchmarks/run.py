@@ -5,8 +5,6 @@ Needs the real data sets: set WATTLESS_DATA (CI and `make bench` point it at ../
 
 from __future__ import annotations
 
-import json
-import platform
 import time
 from pathlib import Path
 
@@ -33,8 +31,8 @@ def main() -> None:
         "every figure below comes from that run. Timings are medians of repeated runs after warm-up on a "
         "shared 2-core machine: compare ratios within a table, not absolute numbers across machines.",
         "",
-        f"Machine: {env.get('cpu')}, {env.get('logical_cores')} logical cores, {platform.platform()}; "
-        f"Python {platform.python_version()}, versions: `{json.dumps(env.get('versions', {}), sort_keys=True)}`. "
+        f"Machine: {env['cpu']}, {env['logical_cores']} logical cores, {env['os']}; Python {env['python']}, "
+        f"torch {env['torch']}, onnxruntime {env['onnxruntime']}, onnx {env['onnx']}, numpy {env['numpy']}. "
         f"Run took {time.time() - started:.0f} s.",
         "",
     ]

@@ -57,6 +57,10 @@ def deployable_module(module: nn.Module) -> nn.Module:
     plain = copy.deepcopy(module)
     for sub in plain.modules():
         if parametrize.is_parametrized(sub):
+            # A deep copy shares the original's generated Parametrized* class, and removing a
+            # parametrization deletes its property from that class: give the copy a class of its own.
+            shared = type(sub)
+            sub.__class__ = type(shared.__name__, shared.__bases__, dict(shared.__dict__))
             for name in list(sub.parametrizations.keys()):
                 parametrize.remove_parametrizations(sub, name, leave_parametrized=True)
     return plain

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import logging
 import numbers
@@ -16,9 +15,9 @@ import numpy as np
 import onnx
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from ..errors import ConfigError, DataError, ModelError
+from ..io import deployable_module
 from ._io import atomic_output, first_line, set_metadata_props, write_onnx_model
 from .runtime import OnnxModel
 
@@ -88,16 +87,7 @@ def _checked_input_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def _eval_cpu_copy_without_parametrizations(model: nn.Module) -> nn.Module:
     """An fp32 eval-mode CPU copy whose parametrized tensors are plain tensors of their effective values."""
-    frozen = copy.deepcopy(model).cpu().float().eval()
-    for module in frozen.modules():
-        if parametrize.is_parametrized(module):
-            # A deep copy shares the caller's generated Parametrized* class, and removing a
-            # parametrization deletes its property from that class: give the copy a class of its own.
-            shared = type(module)
-            module.__class__ = type(shared.__name__, shared.__bases__, dict(shared.__dict__))
-            for name in list(module.parametrizations):
-                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
-    return frozen
+    return deployable_module(model).cpu().float().eval()
 
 
 def _forward(model: nn.Module, sample: torch.Tensor, input_shape: tuple[int, ...]) -> np.ndarray:

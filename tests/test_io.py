@@ -1,0 +1,132 @@
+"""Model files: round trips, determinism, imports of plain weights, and a fuzzed reader."""
+
+import copy
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors.torch import save_file
+
+import wattless
+from wattless.api import apply_steps
+from wattless.artifact import read_artifact, write_artifact
+from wattless.errors import ArtifactError, WattlessError
+from wattless.io import import_weights, load, save, state_tensors
+
+
+def outputs(model, X):
+    with torch.no_grad():
+        return model.module.eval()(torch.as_tensor(X[:50]))
+
+
+def test_round_trip_gives_identical_outputs_and_metadata(tmp_path, digits, trained_mlp):
+    path = tmp_path / "m.wlz"
+    size = save(trained_mlp, path)
+    assert size == path.stat().st_size
+    loaded = load(path)
+    assert torch.equal(outputs(loaded, digits.X_test), outputs(trained_mlp, digits.X_test))
+    assert loaded.spec == trained_mlp.spec
+    assert loaded.meta["dataset"]["name"] == "digits"
+    assert loaded.meta["train"]["config"]["seed"] == 0
+
+
+def test_same_model_same_bytes(tmp_path, trained_mlp):
+    save(trained_mlp, tmp_path / "a.wlz")
+    save(copy.deepcopy(trained_mlp), tmp_path / "b.wlz")
+    assert (tmp_path / "a.wlz").read_bytes() == (tmp_path / "b.wlz").read_bytes()
+
+
+def test_pruned_model_is_stored_deployed_and_smaller(tmp_path, digits, trained_mlp):
+    pruned = apply_steps(trained_mlp, digits, ["prune.magnitude:sparsity=0.9,finetune_epochs=0"])
+    dense_size = save(trained_mlp, tmp_path / "dense.wlz")
+    sparse_size = save(pruned, tmp_path / "sparse.wlz")
+    assert sparse_size < 0.5 * dense_size
+    tensors, _ = read_artifact(tmp_path / "sparse.wlz")
+    assert not any("parametrizations" in name for name in tensors)
+    loaded = load(tmp_path / "sparse.wlz")
+    assert torch.equal(outputs(loaded, digits.X_test), outputs(pruned, digits.X_test))
+    assert loaded.recipe[0]["technique"] == "prune.magnitude"
+
+
+@pytest.mark.parametrize("kind", ["pt", "safetensors"])
+def test_import_plain_weights(tmp_path, digits, trained_mlp, kind):
+    path = tmp_path / f"w.{kind}"
+    if kind == "pt":
+        torch.save(trained_mlp.module.state_dict(), path)
+    else:
+        save_file(state_tensors(trained_mlp.module), str(path))
+    imported = import_weights(path, trained_mlp.spec, {"task": "classification"})
+    assert torch.equal(outputs(imported, digits.X_test), outputs(trained_mlp, digits.X_test))
+
+
+def test_import_refuses_pickled_modules_and_wrong_shapes(tmp_path, trained_mlp):
+    whole = tmp_path / "whole.pt"
+    torch.save(trained_mlp.module, whole)
+    with pytest.raises(ArtifactError, match="state_dict"):
+        import_weights(whole, trained_mlp.spec, {})
+    wrong = tmp_path / "wrong.pt"
+    torch.save(trained_mlp.module.state_dict(), wrong)
+    with pytest.raises(ArtifactError, match="shape|fit"):
+        import_weights(wrong, {**trained_mlp.spec, "kwargs": {"hidden": [33]}}, {})
+
+
+def test_nan_weights_are_refused(tmp_path, trained_mlp):
+    tensors = state_tensors(trained_mlp.module)
+    first = next(iter(tensors))
+    tensors[first] = tensors[first].clone().fill_(float("nan"))
+    write_artifact(tmp_path / "nan.wlz", tensors, trained_mlp.meta)
+    with pytest.raises(ArtifactError, match="NaN"):
+        load(tmp_path / "nan.wlz")
+
+
+def test_a_spec_asking_for_huge_layers_is_refused_before_allocating(tmp_path, trained_mlp):
+    meta = copy.deepcopy(trained_mlp.meta)
+    meta["model"]["kwargs"]["hidden"] = [10**9]  # 64e9 weights: building it for real would exhaust memory
+    write_artifact(tmp_path / "huge.wlz", state_tensors(trained_mlp.module), meta)
+    with pytest.raises(ArtifactError, match=r"the model needs \[1000000000, 64\]"):
+        load(tmp_path / "huge.wlz")
+
+
+def test_user_code_in_a_model_file_needs_trust(tmp_path, trained_mlp):
+    meta = copy.deepcopy(trained_mlp.meta)
+    meta["model"]["name"] = "os:system"
+    write_artifact(tmp_path / "evil.wlz", state_tensors(trained_mlp.module), meta)
+    with pytest.raises(ArtifactError, match="trust-code"):
+        load(tmp_path / "evil.wlz")
+
+
+@pytest.fixture(scope="module")
+def valid_bytes(tmp_path_factory, trained_mlp):
+    path = tmp_path_factory.mktemp("fuzz") / "m.wlz"
+    save(trained_mlp, path)
+    return path.read_bytes()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_model_files_only_raise_wattless_errors(tmp_path, valid_bytes, data):
+    blob = bytearray(valid_bytes)
+    action = data.draw(st.sampled_from(["truncate", "flip", "overwrite"]))
+    if action == "truncate":
+        blob = blob[: data.draw(st.integers(0, len(blob) - 1))]
+    else:
+        for _ in range(data.draw(st.integers(1, 8))):
+            position = data.draw(st.integers(0, len(blob) - 1))
+            blob[position] = blob[position] ^ (1 << data.draw(st.integers(0, 7))) if action == "flip" else \
+                data.draw(st.integers(0, 255))
+    path = tmp_path / "fuzzed.wlz"
+    path.write_bytes(bytes(blob))
+    try:
+        load(path)
+    except WattlessError:
+        pass
+
+
+def test_metadata_edits_that_rename_the_model_are_refused(tmp_path, trained_mlp):
+    for name in ("lenet5", "nonexistent", 3):
+        meta = copy.deepcopy(trained_mlp.meta)
+        meta["model"]["name"] = name
+        write_artifact(tmp_path / "m.wlz", state_tensors(trained_mlp.module), meta)
+        with pytest.raises(WattlessError):
+            wattless.load(tmp_path / "m.wlz")
