@@ -68,12 +68,20 @@ def export_onnx(
     expected = _forward(frozen, check_sample, input_shape)
 
     onnx_model = _to_onnx(frozen, trace_sample, opset)
+    _strip_debug_info(onnx_model)
     set_metadata_props(onnx_model, {"precision": "fp32", **(metadata or {})})
     with atomic_output(path) as temp_path:
         write_onnx_model(onnx_model, temp_path)
         if check:
             _check_against_torch(temp_path, check_sample.numpy(), expected)
     return Path(path)
+
+
+def _strip_debug_info(onnx_model: onnx.ModelProto) -> None:
+    """Drop per-node debug metadata (the exporter's stack traces): bytes in the file that nothing runs."""
+    for node in onnx_model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
 
 
 def _checked_input_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
