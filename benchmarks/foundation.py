@@ -35,7 +35,7 @@ def run(out_dir: Path, *, epochs: int = 10, repeats: int = 200, train_threads: i
         fp32_path = out_dir / f"{name}.wlz"
         wattless.save(model, fp32_path)
         int8_path = wattless.compress(model, data, out_dir / f"{name}.int8.onnx", int8=True)
-        fp32 = wattless.measure(fp32_path, data, threads=1, repeats=repeats, int8_latency=False)
+        fp32 = wattless.measure(fp32_path, data, threads=1, repeats=repeats, engines=("torch", "onnxruntime"))
         int8 = wattless.measure(int8_path, data, threads=1, repeats=repeats)
         records += [{"name": f"{name} fp32", **fp32}, {"name": f"{name} int8", **int8}]
         rows.append(_row(name, fp32, int8))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import foundation  # noqa: E402  (benchmarks/ is the script's own folder)
 
-from wattless.measure.env import collect_env
+from wattless.measurement.env import collect_env
 from wattless.report import write_results
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,8 +5,8 @@ import os
 import pytest
 
 import wattless
+from wattless.deploy import OnnxModel
 from wattless.errors import ConfigError, DataError
-from wattless.export import OnnxModel
 
 RECORD_KEYS = {"accuracy", "params", "nonzero_params", "size_bytes", "size_bytes_fp32", "compression_ratio",
                "macs", "bops", "latency_ms", "energy_j_per_sample", "model", "dataset", "recipe", "seed", "env"}
@@ -56,7 +56,7 @@ def test_export_fp32_onnx_matches_torch(tmp_path, trained_mlp, digits):
     path = wattless.export(trained_mlp, tmp_path / "m.onnx")
     record = wattless.measure(path, digits, batches=(1,), repeats=3)
     assert record["accuracy"] == pytest.approx(
-        wattless.measure(trained_mlp, digits, batches=(1,), repeats=3, onnx=False)["accuracy"])
+        wattless.measure(trained_mlp, digits, batches=(1,), repeats=3, engines=("torch",))["accuracy"])
 
 
 def test_compress_refuses_bad_requests(tmp_path, fp32_file, digits):
@@ -86,5 +86,5 @@ def test_csv_regression_end_to_end(tmp_path):
     data = wattless.load_dataset(f"csv:{tmp_path / 'd.csv'}", target="price")
     assert data.task == "regression" and data.input_shape == (5,)
     model = wattless.train("mlp", data, epochs=60, lr=3e-3, seed=0)
-    record = wattless.measure(model, data, batches=(1,), repeats=2, onnx=False)
+    record = wattless.measure(model, data, batches=(1,), repeats=2, engines=("torch",))
     assert record["r2"] > 0.9 and record["rmse"] < 1.5

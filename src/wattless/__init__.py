@@ -10,11 +10,6 @@ Example:
 
 __version__ = "0.1.0"
 
-# The subpackages `measure` and `export` share their names with the API functions below. Import them
-# first: Python binds a subpackage to its parent's attribute only on its first import, so the functions
-# imported afterwards stay bound as `wattless.measure` and `wattless.export` for good.
-from . import export as _export_package  # noqa: E402, F401
-from . import measure as _measure_package  # noqa: E402, F401
 from .api import compress, export, measure, train  # noqa: E402
 from .data import Dataset, list_datasets, load_dataset  # noqa: E402
 from .errors import WattlessError  # noqa: E402

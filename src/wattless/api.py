@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .data import Dataset, load_dataset
-from .errors import ConfigError
+from .errors import ConfigError, ModelError
 from .io import WattlessModel, deployable_module, load, save
 from .models import build_model, check_input_shape, is_import_path
 from .techniques import Context, TechniqueConfig, describe_step, get_technique, parse_step
@@ -40,6 +44,21 @@ def base_meta(data: Dataset, spec: dict[str, Any], seed: int) -> dict[str, Any]:
     return {"model": spec, "task": data.task, "dataset": data.describe(), "seed": seed, "recipe": []}
 
 
+def check_trainable_size(spec: dict[str, Any], *, trust_code: bool = False) -> None:
+    """Refuse, before allocating anything, a model whose training state cannot fit in this machine's memory.
+
+    Training with Adam holds four fp32 copies of every parameter (weights, gradients, two moments).
+    """
+    with torch.device("meta"):
+        params = sum(p.numel() for p in build_model(spec, trust_code=trust_code).parameters())
+    needed = params * 4 * 4
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        raise ModelError(f"model {spec['name']!r} with options {spec.get('kwargs')} has {params:,} parameters: "
+                         f"training needs about {needed / 2**30:.0f} GiB but this machine has "
+                         f"{available / 2**30:.0f} GiB; choose smaller layers")
+
+
 def train(model: str, dataset: Dataset | str, *, model_kwargs: dict[str, Any] | None = None,
           config: TrainConfig | None = None, trust_code: bool = False,
           on_epoch: Callable[[int, dict], None] | None = None, **train_options) -> WattlessModel:
@@ -51,6 +70,7 @@ def train(model: str, dataset: Dataset | str, *, model_kwargs: dict[str, Any] | 
     data = as_dataset(dataset)
     config = config or TrainConfig(**train_options)
     spec = model_spec(model, data, model_kwargs)
+    check_trainable_size(spec, trust_code=trust_code)
     seed_everything(config.seed)  # the initial weights come from the seed too
     module = build_model(spec, trust_code=trust_code)
     check_input_shape(module, data.input_shape)
@@ -81,7 +101,7 @@ def apply_steps(model: WattlessModel, dataset: Dataset | str, steps: Sequence[st
     data = as_dataset(dataset)
     resolved = resolve_steps(steps)
     seed = model.meta.get("seed", 0) if seed is None else seed
-    result = WattlessModel(_copy_module(model), json.loads(json.dumps(model.meta)))
+    result = WattlessModel(copy.deepcopy(model.module), json.loads(json.dumps(model.meta)))
     ctx = Context(dataset=data, seed=seed, quiet=quiet)
     for name, cfg in resolved:
         result.module = get_technique(name).apply(result.module, cfg, ctx)
@@ -89,18 +109,12 @@ def apply_steps(model: WattlessModel, dataset: Dataset | str, steps: Sequence[st
     return result
 
 
-def _copy_module(model: WattlessModel):
-    import copy
-
-    return copy.deepcopy(model.module)
-
-
 def export(model: WattlessModel | str | Path, path: str | Path, *, int8: bool = False,
            dataset: Dataset | str | None = None, calibration: str = "minmax", trust_code: bool = False) -> Path:
     """Export to ONNX (fp32, or static QDQ int8 calibrated on the training split of ``dataset``)."""
-    from .export import export_onnx, quantize_int8
-    from .measure.ops import count_params
-    from .measure.record import fp32_state_dict_bytes
+    from .deploy import export_onnx, quantize_int8
+    from .measurement.ops import count_params
+    from .measurement.record import check_compatible, fp32_state_dict_bytes
 
     if not isinstance(model, WattlessModel):
         model = load(model, trust_code=trust_code)
@@ -116,6 +130,7 @@ def export(model: WattlessModel | str | Path, path: str | Path, *, int8: bool = 
     if not int8:
         return export_onnx(module, model.input_shape, path, metadata={"wattless": json.dumps(meta, sort_keys=True)})
     data = as_dataset(dataset)
+    check_compatible(model.meta, model.input_shape, data)
     meta["recipe"] = [*meta.get("recipe", []), {"technique": "quantize.int8", "config": {
         "calibration": calibration, "per_channel": True, "format": "QDQ", "engine": "onnxruntime"}}]
     tmp_fp32 = path.with_name(f".{path.name}.fp32.tmp.onnx")
@@ -129,15 +144,13 @@ def export(model: WattlessModel | str | Path, path: str | Path, *, int8: bool = 
 def measure(model: WattlessModel | str | Path, dataset: Dataset | str, *, trust_code: bool = False,
             **options) -> dict[str, Any]:
     """One result record (ARCHITECTURE.md keys) for a model, a ``.wlz`` file or an ``.onnx`` file."""
-    from .measure.record import measure_module, measure_onnx
+    from .measurement.record import measure_module, measure_onnx
 
     data = as_dataset(dataset)
     if isinstance(model, WattlessModel):
         return measure_module(model, data, **options)
     path = Path(model)
     if path.suffix == ".onnx":
-        options.pop("onnx", None)
-        options.pop("int8_latency", None)
         return measure_onnx(path, data, **options)
     return measure_module(load(path, trust_code=trust_code), data, file_path=path, **options)
 

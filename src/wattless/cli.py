@@ -30,6 +30,7 @@ TaskOpt = typer.Option(None, "--task", help="classification or regression (csv:P
 JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output.")
 ForceOpt = typer.Option(False, "--force", help="Overwrite the output file if it exists.")
+MAX_BATCH = 65536
 TrustOpt = typer.Option(False, "--trust-code", help="Allow importing a package.module:factory model.")
 
 
@@ -64,7 +65,11 @@ def _parse_kwargs(items: list[str] | None) -> dict[str, Any]:
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise ConfigError(f"--model-arg {item!r} must be key=value, e.g. hidden=[256,128]")
-        kwargs[key] = yaml.safe_load(value)
+        try:
+            kwargs[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--model-arg {item!r}: cannot read the value {value!r}; write e.g. hidden=[256,128]") \
+                from None
     return kwargs
 
 
@@ -73,8 +78,9 @@ def _batches(text: str) -> tuple[int, ...]:
         batches = tuple(int(b) for b in text.split(",") if b.strip())
     except ValueError:
         batches = ()
-    if not batches or min(batches) < 1:
-        raise ConfigError(f"--batch {text!r} must be positive whole numbers separated by commas, e.g. 1,256")
+    if not batches or min(batches) < 1 or max(batches) > MAX_BATCH:
+        raise ConfigError(f"--batch {text!r} must be whole numbers from 1 to {MAX_BATCH} separated by commas, "
+                          "e.g. 1,256")
     return batches
 
 
@@ -121,7 +127,7 @@ def train(
     config = _validated(TrainConfig, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
                         optimizer=optimizer, schedule=schedule, patience=patience)
     data = _dataset(dataset, data_dir, target, task)
-    with _epoch_progress(config.epochs, quiet or json_out) as on_epoch:
+    with _epoch_progress(config.epochs, quiet or json_out or not err.is_terminal) as on_epoch:
         trained = api.train(model, data, model_kwargs=_parse_kwargs(model_arg), config=config,
                             trust_code=trust_code, on_epoch=on_epoch)
     test = evaluate(trained.module, data.X_test, data.y_test, data.task)
@@ -191,29 +197,23 @@ def measure(
     trust_code: bool = TrustOpt, json_out: bool = JsonOpt,
 ):
     """Measure accuracy, size, MACs, latency and estimated energy of a model file."""
-    from .measure.record import measure_module, measure_onnx
+    from .measurement.record import measure_module, measure_onnx
 
     chosen = {e.strip() for e in engines.split(",") if e.strip()}
     if not chosen or chosen - {"torch", "onnxruntime", "int8"}:
         raise ConfigError(f"--engines {engines!r}: use a comma list of torch, onnxruntime, int8")
-    batches = _batches(batch)
+    options = {"batches": _batches(batch), "threads": threads, "repeats": repeats, "engines": chosen}
     path = Path(model_path)
     if path.suffix == ".onnx":
-        from .export import read_onnx_metadata
+        from .deploy import read_onnx_metadata
 
         meta = json.loads(read_onnx_metadata(path).get("wattless", "{}"))
         data = _dataset(dataset, data_dir, target, task, meta)
-        record = measure_onnx(path, data, batches=batches, threads=threads, repeats=repeats)
+        record = measure_onnx(path, data, **options)
     else:
-        meta = _peek_meta(path)
-        data = _dataset(dataset, data_dir, target, task, meta)
+        data = _dataset(dataset, data_dir, target, task, _peek_meta(path))
         loaded = _load_any(model_path, model, data, model_arg, trust_code)
-        file_path = path if path.suffix == ".wlz" else None
-        record = measure_module(loaded, data, file_path=file_path, batches=batches, threads=threads,
-                                repeats=repeats, onnx=bool(chosen & {"onnxruntime", "int8"}),
-                                int8_latency="int8" in chosen)
-        if "torch" not in chosen:
-            record["latency_ms"] = [r for r in record["latency_ms"] if r["engine"] != "torch"]
+        record = measure_module(loaded, data, file_path=path if path.suffix == ".wlz" else None, **options)
     record["name"] = path.name
     if json_out:
         _print_json(record)
@@ -250,13 +250,11 @@ def compress(
     from . import api
     from .recipe import CALIBRATION_METHODS, Recipe
 
-    steps = api.resolve_steps(step or [])
-    if recipe is not None:
-        if steps:
-            raise ConfigError("give either --recipe or --step, not both")
-        parsed = Recipe.from_yaml(recipe)
-        steps, int8 = parsed.steps, int8 or parsed.int8
-        calibration = parsed.calibration if parsed.int8 else calibration
+    if recipe is not None and step:
+        raise ConfigError("give either --recipe or --step, not both")
+    parsed = Recipe.from_yaml(recipe) if recipe is not None else Recipe.from_steps(step or [])
+    steps, int8 = parsed.steps, int8 or parsed.int8
+    calibration = parsed.calibration if parsed.int8 else calibration
     if calibration not in CALIBRATION_METHODS:
         raise ConfigError(f"--calibration {calibration!r} unknown; use one of {', '.join(CALIBRATION_METHODS)}")
     batches = _batches(batch)
@@ -264,10 +262,10 @@ def compress(
     source = api.load(model_path, trust_code=trust_code)
     data = _dataset(dataset, data_dir, target, task, source.meta)
     options = {"batches": batches, "threads": threads, "repeats": repeats}
-    baseline = api.measure(model_path, data, trust_code=trust_code, int8_latency=False, **options)
+    baseline = api.measure(model_path, data, trust_code=trust_code, engines=("torch", "onnxruntime"), **options)
     baseline["name"] = "original"
     api.compress(source, data, output, steps=steps, int8=int8, calibration=calibration)
-    result = api.measure(output, data, trust_code=trust_code, int8_latency=False, **options)
+    result = api.measure(output, data, trust_code=trust_code, engines=("torch", "onnxruntime"), **options)
     result["name"] = output.name
     if json_out:
         _print_json({**result, "baseline": baseline})
@@ -326,7 +324,7 @@ def inspect(
 ):
     """Show what a model file holds: architecture, data set, recipe, and per-layer MACs."""
     from . import api
-    from .measure.ops import count_macs, count_params
+    from .measurement.ops import count_macs, count_params
 
     loaded = api.load(model_path, trust_code=trust_code)
     module = api.deployable_module(loaded.module)

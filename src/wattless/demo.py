@@ -44,7 +44,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, log: Callable[[str], None] | 
     records = []
     for name, path in (("fp32", fp32_path), ("int8", int8_path), ("pruned80", pruned_path)):
         say(f"measuring {name}")
-        record = api.measure(path, data, int8_latency=False, **options)
+        record = api.measure(path, data, engines=("torch", "onnxruntime"), **options)
         records.append({"name": name, **record})
     files = write_results(records, out_dir, title="wattless demo: MLP on digits", notes=NOTES)
     return records, files

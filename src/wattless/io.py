@@ -145,8 +145,9 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types on corrupt or unsafe files
-        raise ArtifactError(f"{path}: not a safe state_dict file ({str(exc).splitlines()[0][:160]}); "
-                            "save `model.state_dict()` with torch.save, or use .safetensors") from exc
+        raise ArtifactError(f"{path}: not a plain state_dict of tensors (it is corrupt, or holds pickled objects "
+                            "that are not loaded for safety); save `model.state_dict()` with torch.save, "
+                            "or use .safetensors") from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

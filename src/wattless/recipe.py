@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .techniques import TechniqueConfig, make_config
+from .techniques import TechniqueConfig, make_config, split_step
 
 INT8_STEP = "quantize.int8"
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -54,6 +54,11 @@ class Recipe:
             else:
                 recipe.steps.append((name, make_config(name, fields)))
         return recipe
+
+    @classmethod
+    def from_steps(cls, texts: list[str]) -> Recipe:
+        """A recipe from CLI steps ``name[:key=value,...]`` (``quantize.int8`` may come last)."""
+        return cls.from_dict({"steps": [dict([split_step(text)]) for text in texts]}, source="--step")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Recipe:

@@ -86,9 +86,6 @@ def test_recipe_ending_in_quantize_int8_writes_int8_onnx(cli_run, work, model_pa
     assert record["accuracy"] == pytest.approx(ort_accuracy(work / "r.onnx"))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `wattless list techniques` lists quantize.int8 and recipes accept it, "
-                                       "but --step quantize.int8 fails as 'unknown technique ... choose one of: "
-                                       "prune.magnitude', never pointing at --int8")
 def test_step_quantize_int8_works_or_points_at_int8(cli_run, work, model_path, fast):
     result = cli_run("compress", model_path, "--step", "quantize.int8", "-o", "q.onnx", *fast)
     assert result.code == 0 or "--int8" in result.err, result.err

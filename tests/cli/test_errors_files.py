@@ -72,30 +72,19 @@ def test_user_code_is_accepted_with_trust_code(cli_run, work, user_model_file):
     assert cli_run("export", path, "--trust-code", "-o", "u.onnx").code == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: train's transient progress bar writes a blank line to stderr when it "
-                                       "stops, so a failing train (without --quiet) prints '\\nerror: ...' - two "
-                                       "lines - and a successful one leaves a stray newline on stderr")
 def test_train_error_without_quiet_is_one_line(user_error):
     user_error(["train", "--model", "nope", "--dataset", "digits", "--epochs", "1", "-o", "a.wlz"], "'nope'")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a --model-arg value that is not valid YAML (hidden=[16) escapes as a "
-                                       "yaml.ParserError traceback with exit 1")
 def test_model_arg_that_is_not_yaml_is_a_user_error(user_error):
     user_error(["train", *TRAIN, "--model-arg", "hidden=[16", "-o", "a.wlz"], "--model-arg")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: train builds the model for real before any size check, so a huge "
-                                       "--model-arg (hidden=[10**13]) crashes with a RuntimeError traceback "
-                                       "(DefaultCPUAllocator) and exit 1")
 def test_model_arg_too_large_to_allocate_is_a_user_error(user_error):
     # 64 x 10**13 float32 weights need 2.6 PB, more than the address space: the allocation fails at once.
     user_error(["train", *TRAIN, "--model-arg", f"hidden=[{10**13}]", "-o", "a.wlz"], "mlp")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: export --int8 with a data set of the wrong shape fails with a message "
-                                       "about an internal temporary file ('.x.onnx.fp32.tmp.onnx expects samples of "
-                                       "shape (64,); pass an array') instead of naming the data set, as compress does")
 def test_export_int8_on_the_wrong_data_set_names_the_data_set(user_error, model_path):
     result = user_error(["export", model_path, "--int8", "--dataset", "breast-cancer", "-o", "x.onnx"])
     assert "breast-cancer" in result.err and ".tmp" not in result.err

@@ -88,9 +88,6 @@ def test_import_never_runs_code_from_a_pickle(user_error, tmp_path_factory):
     assert not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the refusal of a pickled model copies torch's message verbatim: ANSI "
-                                       "escape codes (\\x1b[1m) on a non-terminal stderr, and advice on how to load "
-                                       "the file unsafely")
 def test_pickle_refusal_is_plain_text(cli_run, work, tmp_path_factory):
     folder = tmp_path_factory.mktemp("pickles")
     torch.save(build_model(SPEC), folder / "whole.pt")

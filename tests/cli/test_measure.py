@@ -68,15 +68,11 @@ def test_table_output_shows_the_accuracy(cli_run, model_path, record):
     assert f"{record['size_bytes']:,}" in result.out and "estimate-45nm" in result.out
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: --engines int8 also times ONNX Runtime fp32 (the fp32 export used to "
-                                       "build the int8 model is timed whenever int8 is asked for)")
 def test_engines_int8_times_only_int8(cli_run, model_path):
     result = cli_run("measure", model_path, "--engines", "int8", "--batch", "1", "--repeats", "2", "--json").json()
     assert {(r["engine"], r["precision"]) for r in result["latency_ms"]} == {("onnxruntime", "int8")}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: --engines is ignored for .onnx files: --engines torch silently reports "
-                                       "ONNX Runtime timings instead of refusing or timing nothing")
 def test_engines_is_honoured_or_refused_for_onnx_files(cli_run, int8_compressed):
     result = cli_run("measure", int8_compressed[0], "--engines", "torch", "--batch", "1", "--repeats", "2", "--json")
     if result.code == 0:
@@ -85,8 +81,6 @@ def test_engines_is_honoured_or_refused_for_onnx_files(cli_run, int8_compressed)
         assert result.code == 2 and result.err.startswith("error:") and "--engines" in result.err
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a --batch too large for memory crashes with a numpy MemoryError "
-                                       "traceback and exit 1, instead of a one-line user error and exit 2")
 def test_batch_too_large_for_memory_is_a_user_error(cli_run, model_path, check_user_error):
     result = cli_run("measure", model_path, "--engines", "torch", "--batch", str(10**12), "--repeats", "1")
     check_user_error(result, "--batch")

@@ -10,7 +10,8 @@ from ._registry import (
     make_config,
     parse_step,
     register_technique,
+    split_step,
 )
 
 __all__ = ["Context", "TechniqueConfig", "describe_step", "get_technique", "list_techniques", "make_config",
-           "parse_step", "register_technique"]
+           "parse_step", "register_technique", "split_step"]

@@ -85,8 +85,9 @@ def make_config(name: str, fields: dict[str, Any] | None = None) -> TechniqueCon
         raise ConfigError(f"invalid config for {name}: {problems} (fields: {valid})") from None
 
 
-def parse_step(text: str) -> tuple[str, TechniqueConfig]:
-    """Parse a CLI step ``name[:key=value,...]``; values are read as YAML scalars (``0.9``, ``true``)."""
+def split_step(text: str) -> tuple[str, dict[str, Any]]:
+    """Split a CLI step ``name[:key=value,...]`` into its name and fields; values are read as YAML
+    scalars (``0.9``, ``true``, ``global``)."""
     name, _, rest = text.partition(":")
     fields: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
@@ -97,7 +98,13 @@ def parse_step(text: str) -> tuple[str, TechniqueConfig]:
             fields[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError:
             fields[key.strip()] = value
-    return name.strip(), make_config(name.strip(), fields)
+    return name.strip(), fields
+
+
+def parse_step(text: str) -> tuple[str, TechniqueConfig]:
+    """Parse and validate a CLI step ``name[:key=value,...]``."""
+    name, fields = split_step(text)
+    return name, make_config(name, fields)
 
 
 def describe_step(name: str, cfg: TechniqueConfig) -> dict[str, Any]:

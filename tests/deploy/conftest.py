@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from wattless.export import export_onnx
+from wattless.deploy import export_onnx
 
 N_FEATURES, N_CLASSES = 784, 10
 

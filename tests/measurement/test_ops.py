@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from wattless.errors import ArtifactError
-from wattless.measure import count_macs, count_onnx_macs, count_params
+from wattless.measurement import count_macs, count_onnx_macs, count_params
 
 MLP_MACS = 784 * 300 + 300 * 10
 # (out channels * out positions) * (in channels / groups * kernel) per layer of the conv net

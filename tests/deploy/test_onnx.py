@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch.nn.utils import parametrize
 
-import wattless.export.onnx as onnx_export
+import wattless.deploy.onnx as onnx_export
+from wattless.deploy import OnnxModel, export_onnx, read_onnx_metadata
 from wattless.errors import ConfigError, DataError
-from wattless.export import OnnxModel, export_onnx, read_onnx_metadata
 
 
 def torch_outputs(model: torch.nn.Module, X: np.ndarray) -> np.ndarray:

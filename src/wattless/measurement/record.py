@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 from safetensors.torch import save_file
 
 from ..data import Dataset
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..train import metrics_from_outputs, predict
 from .energy import estimate_energy
 from .env import collect_env
@@ -61,19 +61,33 @@ def _base_record(meta: dict[str, Any], dataset: Dataset, threads: int) -> dict[s
             "recipe": meta.get("recipe", []), "seed": meta.get("seed"), "env": collect_env(threads)}
 
 
+ENGINES = ("torch", "onnxruntime", "int8")
+"""Engines a model can be timed on: PyTorch eager fp32, ONNX Runtime fp32, ONNX Runtime static int8."""
+
+
+def check_engines(engines: Collection[str]) -> set[str]:
+    chosen = set(engines)
+    if not chosen or chosen - set(ENGINES):
+        raise ConfigError(f"engines {sorted(chosen)} unknown; use one or more of {', '.join(ENGINES)}")
+    return chosen
+
+
 def measure_module(model, dataset: Dataset, *, file_path: str | Path | None = None,
-                   batches: Sequence[int] = DEFAULT_BATCHES, threads: int = 1, onnx: bool = True,
-                   int8_latency: bool = True, repeats: int = 50, split: str = "test") -> dict[str, Any]:
-    """Measure a :class:`~wattless.io.WattlessModel` (fp32 PyTorch) and, optionally, its ONNX forms.
+                   batches: Sequence[int] = DEFAULT_BATCHES, threads: int = 1,
+                   engines: Collection[str] = ENGINES, repeats: int = 50, split: str = "test") -> dict[str, Any]:
+    """Measure a :class:`~wattless.io.WattlessModel` (fp32 PyTorch) on the chosen ``engines``.
 
     Args:
         file_path: the model's ``.wlz`` file; ``size_bytes`` is its size. Without it, the model is
             saved to a temporary file and that size is reported.
-        onnx: also time ONNX Runtime fp32; ``int8_latency`` also times a calibrated int8 export.
+        engines: ``torch`` (eager fp32), ``onnxruntime`` (fp32 ONNX export) and/or ``int8`` (a static
+            int8 export calibrated on the training split, timed only: its accuracy is measured by
+            measuring the int8 file itself).
     """
-    from ..export import export_onnx, quantize_int8
+    from ..deploy import export_onnx, quantize_int8
     from ..io import deployable_module, save
 
+    engines = check_engines(engines)
     check_compatible(model.meta, model.input_shape, dataset)
     X, _ = dataset.split(split)
     module = deployable_module(model.module).eval()
@@ -81,22 +95,24 @@ def measure_module(model, dataset: Dataset, *, file_path: str | Path | None = No
     record.update(_quality(predict(module, X), dataset, split))
     params, nonzero = count_params(module)
     ops = count_macs(module, model.input_shape)
+    latency = []
     with tempfile.TemporaryDirectory() as tmp:
         if file_path is None:
             file_path = os.path.join(tmp, "model.wlz")
             save(model, file_path)
         size = os.path.getsize(file_path)
-        latency = [time_torch(module, model.input_shape, batch=b, threads=threads, repeats=repeats)
-                   | {"precision": "fp32"} for b in batches]
-        if onnx:
+        if "torch" in engines:
+            latency += [time_torch(module, model.input_shape, batch=b, threads=threads, repeats=repeats)
+                        | {"precision": "fp32"} for b in batches]
+        if engines & {"onnxruntime", "int8"}:
             fp32_onnx = export_onnx(module, model.input_shape, os.path.join(tmp, "fp32.onnx"))
+        if "onnxruntime" in engines:
             latency += [time_onnx(fp32_onnx, model.input_shape, batch=b, threads=threads, repeats=repeats)
                         | {"precision": "fp32"} for b in batches]
-            if int8_latency:
-                int8_onnx = quantize_int8(fp32_onnx, os.path.join(tmp, "int8.onnx"),
-                                          dataset.X_train[:CALIBRATION_SAMPLES])
-                latency += [time_onnx(int8_onnx, model.input_shape, batch=b, threads=threads, repeats=repeats)
-                            | {"precision": "int8"} for b in batches]
+        if "int8" in engines:
+            int8_onnx = quantize_int8(fp32_onnx, os.path.join(tmp, "int8.onnx"), dataset.X_train[:CALIBRATION_SAMPLES])
+            latency += [time_onnx(int8_onnx, model.input_shape, batch=b, threads=threads, repeats=repeats)
+                        | {"precision": "int8"} for b in batches]
     size_fp32 = fp32_state_dict_bytes(model)
     record.update({
         "precision": "fp32", "params": params, "nonzero_params": nonzero, "size_bytes": size,
@@ -109,9 +125,14 @@ def measure_module(model, dataset: Dataset, *, file_path: str | Path | None = No
 
 
 def measure_onnx(path: str | Path, dataset: Dataset, *, batches: Sequence[int] = DEFAULT_BATCHES,
-                 threads: int = 1, repeats: int = 50, split: str = "test") -> dict[str, Any]:
+                 threads: int = 1, engines: Collection[str] = ENGINES, repeats: int = 50,
+                 split: str = "test") -> dict[str, Any]:
     """Measure an ``.onnx`` file by running it in ONNX Runtime (int8 or fp32, as stored)."""
-    from ..export import OnnxModel
+    from ..deploy import OnnxModel
+
+    if not check_engines(engines) & {"onnxruntime", "int8"}:
+        raise ConfigError(f"{Path(path).name} is an ONNX file: it runs in ONNX Runtime, not in PyTorch; "
+                          "use --engines onnxruntime")
 
     runtime = OnnxModel(path, threads=threads)
     meta = json.loads(runtime.metadata.get("wattless", "{}"))

@@ -11,9 +11,9 @@ import onnx
 import pytest
 import torch
 
-import wattless.export.int8 as int8_module
+import wattless.deploy.int8 as int8_module
+from wattless.deploy import OnnxModel, export_onnx, quantize_int8, read_onnx_metadata
 from wattless.errors import ArtifactError, ConfigError, DataError
-from wattless.export import OnnxModel, export_onnx, quantize_int8, read_onnx_metadata
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from wattless.errors import ConfigError
-from wattless.measure import count_macs, estimate_energy, load_energy_table, op_energy_pj
-from wattless.measure.energy import ENERGY_TABLE_ENV
+from wattless.measurement import count_macs, estimate_energy, load_energy_table, op_energy_pj
+from wattless.measurement.energy import ENERGY_TABLE_ENV
 
 PJ = 1e-12
 DRAM_PJ_PER_BIT, SRAM_PJ_PER_BIT = 640 / 32, 5 / 32

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import torch
 
-import wattless.measure
-from wattless.measure import collect_env
+import wattless.measurement
+from wattless.measurement import collect_env
 
 ENV_KEYS = {"cpu", "logical_cores", "threads", "os", "python", "torch", "onnxruntime", "onnx", "numpy",
             "energy_meter"}
@@ -30,4 +30,4 @@ def test_threads_default_to_torchs_current_count():
 
 
 def test_every_exported_name_exists():
-    assert all(hasattr(wattless.measure, name) for name in wattless.measure.__all__)
+    assert all(hasattr(wattless.measurement, name) for name in wattless.measurement.__all__)

@@ -37,7 +37,7 @@ def load_energy_table(path: str | os.PathLike | None = None) -> dict:
                           f"{ENERGY_TABLE_ENV}") from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"energy table {path} is not valid JSON ({error}); "
-                          "copy the layout of wattless/measure/energy_45nm.json") from None
+                          "copy the layout of wattless/measurement/energy_45nm.json") from None
 
 
 def op_energy_pj(table: Mapping, op: str, bits: int, float_ops: bool = False) -> float:
@@ -127,6 +127,6 @@ def _table_entry(table: Mapping, *keys: str):
         if not isinstance(value, Mapping) or key not in value:
             where = "".join(f"[{k!r}]" for k in keys[:depth + 1])
             raise ConfigError(f"energy table has no entry {where}; copy the layout of "
-                              "wattless/measure/energy_45nm.json")
+                              "wattless/measurement/energy_45nm.json")
         value = value[key]
     return value

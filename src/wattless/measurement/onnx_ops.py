@@ -1,6 +1,6 @@
 """Multiply-accumulate (MAC) counts of an ONNX graph, per node, for one sample.
 
-The counterpart of :func:`wattless.measure.ops.count_macs` for exported models (fp32 and int8 QDQ),
+The counterpart of :func:`wattless.measurement.ops.count_macs` for exported models (fp32 and int8 QDQ),
 with the same return layout, so both feed the same energy estimate.
 """
 
@@ -40,7 +40,7 @@ def count_onnx_macs(path_or_model: str | os.PathLike | onnx.ModelProto) -> dict:
 
     Returns:
         ``{"total": MACs, "layers": [{"name", "type", "macs", "params", "weight_numel", "in_elems",
-        "out_elems"}]}`` as :func:`~wattless.measure.ops.count_macs`, named by node (or op_index); a constant
+        "out_elems"}]}`` as :func:`~wattless.measurement.ops.count_macs`, named by node (or op_index); a constant
         operand (initializer, possibly dequantized or transposed) is a weight, the others are inputs.
 
     Raises:

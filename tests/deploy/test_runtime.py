@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from wattless.deploy import OnnxModel, export_onnx, read_onnx_metadata
 from wattless.errors import ArtifactError, ConfigError, DataError
-from wattless.export import OnnxModel, export_onnx, read_onnx_metadata
 
 
 def test_batched_prediction_equals_one_call(mlp_fp32_path, blobs):

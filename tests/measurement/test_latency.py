@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from wattless.errors import ArtifactError, ConfigError
-from wattless.measure import latency, onnx_session, summarize_times, time_onnx, time_torch
+from wattless.measurement import latency, onnx_session, summarize_times, time_onnx, time_torch
 
 RECORD_KEYS = ["engine", "batch", "threads", "median", "p25", "p75", "repeats"]
 
