@@ -21,6 +21,10 @@ from . import __version__
 from .artifact import read_artifact, write_artifact
 from .errors import ArtifactError, ModelError
 from .models import build_model, check_input_shape
+from .packed import PackedWeight, packed_kind
+
+PACKED_PREFIX = "packed."
+"""Tensor names of packed parts in a model file: ``packed.<layer>.<tensor>.<part>``."""
 
 
 @dataclass
@@ -52,32 +56,71 @@ class WattlessModel:
         return list(self.meta.get("recipe", []))
 
 
-def deployable_module(module: nn.Module) -> nn.Module:
-    """A copy with every parametrization folded into a plain tensor: what a file stores and ships."""
+def _own_parametrized_class(sub: nn.Module) -> None:
+    """Give a deep-copied parametrized module a class of its own.
+
+    A deep copy shares the original's generated ``Parametrized*`` class, and removing a
+    parametrization deletes its property from that class, which would break the original.
+    """
+    shared = type(sub)
+    sub.__class__ = type(shared.__name__, shared.__bases__, dict(shared.__dict__))
+
+
+def _tensor_key(module_name: str, tensor_name: str) -> str:
+    return f"{module_name}.{tensor_name}" if module_name else tensor_name
+
+
+def _fold(module: nn.Module, *, keep_packed: bool) -> tuple[nn.Module, dict[str, PackedWeight]]:
+    """A copy with parametrizations folded into plain tensors; with ``keep_packed``, the packed
+    weights (last in their chain) are returned by tensor key instead of being folded."""
     plain = copy.deepcopy(module)
-    for sub in plain.modules():
+    packed: dict[str, PackedWeight] = {}
+    for name, sub in plain.named_modules():
         if parametrize.is_parametrized(sub):
-            # A deep copy shares the original's generated Parametrized* class, and removing a
-            # parametrization deletes its property from that class: give the copy a class of its own.
-            shared = type(sub)
-            sub.__class__ = type(shared.__name__, shared.__bases__, dict(shared.__dict__))
-            for name in list(sub.parametrizations.keys()):
-                parametrize.remove_parametrizations(sub, name, leave_parametrized=True)
-    return plain
+            _own_parametrized_class(sub)
+            for tensor_name in list(sub.parametrizations.keys()):
+                last = sub.parametrizations[tensor_name][-1]
+                if keep_packed and isinstance(last, PackedWeight):
+                    packed[_tensor_key(name, tensor_name)] = last
+                parametrize.remove_parametrizations(sub, tensor_name, leave_parametrized=True)
+    return plain, packed
+
+
+def deployable_module(module: nn.Module) -> nn.Module:
+    """A copy with every parametrization folded into a plain tensor: what runs in a dense engine."""
+    return _fold(module, keep_packed=False)[0]
 
 
 def state_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
-    """The deployable state dict as contiguous CPU tensors."""
+    """The deployable state dict as contiguous CPU tensors (dense floats, no packing)."""
     return {k: v.detach().cpu().contiguous() for k, v in deployable_module(module).state_dict().items()}
+
+
+def packed_state(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """What a model file stores: plain tensors, packed weights as their parts (codes bit-packed at
+    their width), the artifact encodings, and the ``packed`` metadata describing each packed tensor."""
+    plain, packed = _fold(module, keep_packed=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in plain.state_dict().items() if k not in packed}
+    encodings: dict[str, Any] = {}
+    described: dict[str, Any] = {}
+    for key, weight in packed.items():
+        parts, part_encodings, info = weight.pack()
+        for part, value in parts.items():
+            tensors[f"{PACKED_PREFIX}{key}.{part}"] = value.detach().cpu().contiguous()
+            encodings[f"{PACKED_PREFIX}{key}.{part}"] = part_encodings[part]
+        described[key] = {"kind": weight.kind, "info": info, "shape": list(weight.decode().shape)}
+    return tensors, encodings, described
 
 
 def save(model: WattlessModel, path: str | Path) -> int:
     """Write ``model`` to a ``.wlz`` file atomically; returns its size in bytes.
 
-    The same model and metadata always give a byte-identical file.
+    Quantized weights are stored as their codes at their bit width. The same model and metadata
+    always give a byte-identical file.
     """
-    meta = {**model.meta, "wattless_version": __version__}
-    return write_artifact(path, state_tensors(model.module), meta)
+    tensors, encodings, described = packed_state(model.module)
+    meta = {**model.meta, "wattless_version": __version__, "packed": described}
+    return write_artifact(path, tensors, meta, encodings=encodings)
 
 
 def _check_shapes(skeleton: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
@@ -95,24 +138,55 @@ def _check_shapes(skeleton: nn.Module, tensors: dict[str, torch.Tensor], source:
                             f"{list(expected[k])}; check --model and its options")
 
 
+def _unpack_weights(tensors: dict[str, torch.Tensor], described: Any, source: str) -> dict[str, PackedWeight]:
+    """Rebuild the packed weights named in the file's ``packed`` metadata from their stored parts."""
+    if not isinstance(described, dict):
+        raise ArtifactError(f"{source}: bad packed-weight table; re-create the file")
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith(PACKED_PREFIX):
+            key, _, part = name[len(PACKED_PREFIX):].rpartition(".")
+            parts.setdefault(key, {})[part] = value
+    if set(parts) != set(described):
+        raise ArtifactError(f"{source}: packed parts and packed-weight table differ; re-create the file")
+    weights = {}
+    for key, entry in described.items():
+        try:
+            weight = packed_kind(entry["kind"]).unpack(parts[key], entry["info"])
+            if list(weight.decode().shape) != entry["shape"]:
+                raise ValueError(f"decodes to {list(weight.decode().shape)}, not {entry['shape']}")
+        except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+            raise ArtifactError(f"{source}: packed weight {key!r} is corrupt ({str(exc)[:120]}); "
+                                "re-create the file") from exc
+        weights[key] = weight
+    return weights
+
+
 def module_from_tensors(spec: dict[str, Any], tensors: dict[str, torch.Tensor], *, source: str,
-                        trust_code: bool = False) -> nn.Module:
+                        trust_code: bool = False, packed: Any = None) -> nn.Module:
     """Build the architecture and load ``tensors`` into it after checking every name and shape.
 
     The architecture is first built on the ``meta`` device (no memory), so a corrupt spec that asks
-    for huge layers is refused before anything is allocated.
+    for huge layers is refused before anything is allocated. Packed weights come back as the same
+    parametrizations they were saved from, so the model computes exactly what was saved.
     """
+    weights = _unpack_weights(tensors, packed or {}, source)
+    dense = {k: v for k, v in tensors.items() if not k.startswith(PACKED_PREFIX)}
+    dense.update({key: weight.decode() for key, weight in weights.items()})
     with torch.device("meta"):
         skeleton = build_model(spec, trust_code=trust_code)
-    _check_shapes(skeleton, tensors, source)
+    _check_shapes(skeleton, dense, source)
     module = build_model(spec, trust_code=trust_code)
     try:
-        module.load_state_dict(tensors, strict=True)
+        module.load_state_dict(dense, strict=True)
     except RuntimeError as exc:
         raise ArtifactError(f"{source}: cannot load weights: {str(exc).splitlines()[0]}") from exc
     for name, value in module.state_dict().items():
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise ArtifactError(f"{source}: weight {name!r} holds NaN or infinite values; retrain or re-export it")
+    for key, weight in weights.items():
+        module_name, _, tensor_name = key.rpartition(".")
+        parametrize.register_parametrization(module.get_submodule(module_name), tensor_name, weight)
     return module.eval()
 
 
@@ -123,7 +197,8 @@ def load(path: str | Path, *, trust_code: bool = False) -> WattlessModel:
     if not isinstance(spec, dict):
         raise ArtifactError(f"{path}: the file has no model description; re-create it with `wattless train`")
     try:
-        module = module_from_tensors(spec, tensors, source=str(path), trust_code=trust_code)
+        module = module_from_tensors(spec, tensors, source=str(path), trust_code=trust_code,
+                                     packed=meta.pop("packed", None))
     except ModelError as exc:
         raise ArtifactError(f"{path}: {exc}") from exc
     return WattlessModel(module, meta)

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 import zstandard
 
+from wattless.artifact.bitpack import decode_bitpack, encode_bitpack
 from wattless.artifact.format import (
     DTYPE_BY_NAME,
     NAME_BY_DTYPE,
@@ -85,10 +86,17 @@ def decode_zstd(stored: torch.Tensor, entry: Entry, max_bytes: int) -> torch.Ten
     return torch.frombuffer(bytearray(data), dtype=dtype).reshape(entry["shape"])
 
 
+def _encode_bitpack_unset(tensor: torch.Tensor) -> tuple[torch.Tensor, Entry]:
+    raise ValueError("bitpack needs a bit width: name it as ('bitpack', {'bits': b})")
+
+
 ENCODINGS: dict[str, Encoding] = {
     "raw": Encoding(encode_raw, decode_raw),
     "zstd": Encoding(encode_zstd, decode_zstd),
+    "bitpack": Encoding(_encode_bitpack_unset, decode_bitpack),
 }
+PARAMETRIC_ENCODERS = {"bitpack": encode_bitpack}
+"""Encoders that take options (e.g. the bit width), named as ``(name, {option: value})``."""
 
 # Tried by the writer for a tensor the caller names no encoding for; the fewest stored bytes win.
 AUTOMATIC_ENCODINGS = ("raw", "zstd")

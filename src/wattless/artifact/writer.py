@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from wattless.artifact.encodings import AUTOMATIC_ENCODINGS, ENCODINGS, Entry
+from wattless.artifact.encodings import AUTOMATIC_ENCODINGS, ENCODINGS, PARAMETRIC_ENCODERS, Entry
 from wattless.artifact.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -36,13 +36,13 @@ def write_artifact(
     tensors: Mapping[str, torch.Tensor],
     metadata: Mapping[str, Any],
     *,
-    encodings: Mapping[str, str] | None = None,
+    encodings: Mapping[str, str | tuple[str, dict]] | None = None,
 ) -> int:
     """Write `tensors` and JSON `metadata` to a `.wlz` file at `path` and return its size in bytes.
 
-    Each tensor is stored with the encoding named in `encodings` (by tensor name), or else with
-    whichever of ``raw`` and ``zstd`` is smaller. The write is atomic: on any failure the file
-    previously at `path`, if any, is left as it was.
+    Each tensor is stored with the encoding named in `encodings` (by tensor name; an encoding with
+    options as ``("bitpack", {"bits": 4})``), or else with whichever of ``raw`` and ``zstd`` is
+    smaller. The write is atomic: on any failure the file previously at `path`, if any, is left as it was.
 
     Raises:
         ArtifactError: an unsupported tensor, metadata that is not JSON, an unknown encoding, or
@@ -95,7 +95,15 @@ def _checked_cpu_tensor(name: str, tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().to("cpu").contiguous()
 
 
-def _encode(tensor: torch.Tensor, encoding: str | None) -> tuple[torch.Tensor, Entry]:
+def _encode(tensor: torch.Tensor, encoding: str | tuple[str, dict] | None) -> tuple[torch.Tensor, Entry]:
+    if isinstance(encoding, tuple):
+        name, options = encoding
+        if name not in PARAMETRIC_ENCODERS:
+            raise ArtifactError(f"encoding {name!r} takes no options; choose one of: {', '.join(PARAMETRIC_ENCODERS)}")
+        try:
+            return PARAMETRIC_ENCODERS[name](tensor, **options)
+        except (TypeError, ValueError) as error:
+            raise ArtifactError(f"cannot encode {tuple(tensor.shape)} {tensor.dtype} as {name}: {error}") from error
     if encoding is not None:
         if encoding not in ENCODINGS:
             raise ArtifactError(f"unknown encoding {encoding!r}; choose one of: {', '.join(ENCODINGS)}")
