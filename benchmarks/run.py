@@ -1,44 +1,73 @@
 """`make bench`: run the benchmark studies and rewrite BENCHMARKS.md with the measured tables.
 
-Needs the real data sets: set WATTLESS_DATA (CI and `make bench` point it at ../shared/data when present).
+Needs the real data sets: set WATTLESS_DATA (`make bench` points it at ../shared/data when present).
+`python benchmarks/run.py quantization precision` re-runs only those studies: each study's section
+is kept in benchmarks/results/<study>.md, and BENCHMARKS.md is rebuilt from all sections.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import foundation  # noqa: E402  (benchmarks/ is the script's own folder)
+import precision  # noqa: E402
+import quantization  # noqa: E402
 
 from wattless.measurement.env import collect_env
 from wattless.report import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ROOT / "benchmarks" / "results"
+STUDIES = ("foundation", "quantization", "precision")
 
 
-def main() -> None:
+def run_study(name: str, out_dir: Path) -> str:
+    if name == "foundation":
+        study = foundation.run(out_dir)
+        write_results(study["records"], out_dir / "foundation", title="Foundation study",
+                      notes=["Energy is an analytical 45 nm estimate (no meter on this machine)."])
+        return study["markdown"]
+    if name == "quantization":
+        fp32 = out_dir / "lenet300.wlz"
+        if not fp32.exists():
+            raise SystemExit("run the foundation study first: it trains the fp32 LeNet-300-100")
+        return quantization.run(out_dir, fp32)["markdown"]
+    return precision.run(out_dir)["markdown"]
+
+
+def main(names: list[str]) -> None:
+    unknown = sorted(set(names) - set(STUDIES))
+    if unknown:
+        raise SystemExit(f"unknown studies {unknown}; choose from {', '.join(STUDIES)}")
     out_dir = ROOT / "runs" / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    study = foundation.run(out_dir)
-    write_results(study["records"], out_dir / "foundation", title="Foundation study",
-                  notes=["Energy is an analytical 45 nm estimate (no meter on this machine)."])
+    SECTIONS.mkdir(exist_ok=True)
     env = collect_env(1)
+    for name in names or STUDIES:
+        started = time.time()
+        markdown = run_study(name, out_dir)
+        footer = (f"\n*Study `{name}` measured on {env['cpu']} ({env['logical_cores']} logical cores), "
+                  f"torch {env['torch']}, onnxruntime {env['onnxruntime']}; it took {time.time() - started:.0f} s. "
+                  f"Command: `python benchmarks/run.py {name}`.*\n")
+        (SECTIONS / f"{name}.md").write_text(markdown + footer)
     header = [
         "# Benchmarks",
         "",
         "Measured by `make bench` (`python benchmarks/run.py` with `WATTLESS_DATA` pointing at the data sets); "
-        "every figure below comes from that run. Timings are medians of repeated runs after warm-up on a "
-        "shared 2-core machine: compare ratios within a table, not absolute numbers across machines.",
+        "every figure below comes from those runs, one section per study. Timings are medians of repeated runs "
+        "after warm-up on a shared 2-core machine: compare ratios within a table, not absolute numbers across "
+        "machines.",
         "",
         f"Machine: {env['cpu']}, {env['logical_cores']} logical cores, {env['os']}; Python {env['python']}, "
-        f"torch {env['torch']}, onnxruntime {env['onnxruntime']}, onnx {env['onnx']}, numpy {env['numpy']}. "
-        f"Run took {time.time() - started:.0f} s.",
+        f"torch {env['torch']}, onnxruntime {env['onnxruntime']}, onnx {env['onnx']}, numpy {env['numpy']}.",
         "",
     ]
-    (ROOT / "BENCHMARKS.md").write_text("\n".join(header) + study["markdown"])
+    sections = [(SECTIONS / f"{name}.md").read_text() for name in STUDIES if (SECTIONS / f"{name}.md").exists()]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(header) + "\n".join(sections))
     print((ROOT / "BENCHMARKS.md").read_text())
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

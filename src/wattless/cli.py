@@ -358,7 +358,7 @@ def list_registered(what: str = typer.Argument("all", help="models, datasets, te
         raise ConfigError(f"cannot list {what!r}; use models, datasets, techniques or all")
     for name, entries in tables.items():
         if what in ("all", name):
-            out.print(f"[bold]{name}[/]: " + ", ".join(entries))
+            out.print(f"[bold]{name}[/]: " + ", ".join(entries), soft_wrap=True)
 
 
 @app.command()

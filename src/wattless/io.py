@@ -168,15 +168,20 @@ def module_from_tensors(spec: dict[str, Any], tensors: dict[str, torch.Tensor], 
 
     The architecture is first built on the ``meta`` device (no memory), so a corrupt spec that asks
     for huge layers is refused before anything is allocated. Packed weights come back as the same
-    parametrizations they were saved from, so the model computes exactly what was saved.
+    parametrizations they were saved from, and activation quantizers (``<layer>.input_quant.*`` tensors)
+    are re-attached, so the model computes exactly what was saved.
     """
     weights = _unpack_weights(tensors, packed or {}, source)
     dense = {k: v for k, v in tensors.items() if not k.startswith(PACKED_PREFIX)}
     dense.update({key: weight.decode() for key, weight in weights.items()})
+    from .techniques.quantize._fake import reattach_activation_quantizers  # lazy: io needs no technique imports
+
     with torch.device("meta"):
         skeleton = build_model(spec, trust_code=trust_code)
+    reattach_activation_quantizers(skeleton, dense)
     _check_shapes(skeleton, dense, source)
     module = build_model(spec, trust_code=trust_code)
+    reattach_activation_quantizers(module, dense)
     try:
         module.load_state_dict(dense, strict=True)
     except RuntimeError as exc:

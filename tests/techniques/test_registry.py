@@ -18,6 +18,11 @@ def test_parse_step_reads_yaml_scalars():
     assert (cfg.sparsity, cfg.scope, cfg.finetune_epochs) == (0.75, "global", 0)
 
 
+def test_parse_step_keeps_lists_and_mappings_whole():
+    name, cfg = parse_step("quantize.ptq:bits=4,skip=[1],layer_bits={3: 8, 5: 6},method=midrise")
+    assert (cfg.bits, cfg.skip, cfg.layer_bits, cfg.method) == (4, ["1"], {"3": 8, "5": 6}, "midrise")
+
+
 @pytest.mark.parametrize("text, message", [
     ("prune.magic:sparsity=0.5", "unknown technique 'prune.magic'.*prune.magnitude"),
     ("prune.magnitude:sparsty=0.5", "sparsty.*fields: sparsity"),

@@ -1,6 +1,6 @@
 """Compression techniques, each a config plus an apply function, registered by dotted name."""
 
-from . import prune  # noqa: F401  (registers the pruning techniques)
+from . import prune, quantize  # noqa: F401  (registers the techniques)
 from ._registry import (
     Context,
     TechniqueConfig,

@@ -85,12 +85,23 @@ def make_config(name: str, fields: dict[str, Any] | None = None) -> TechniqueCon
         raise ConfigError(f"invalid config for {name}: {problems} (fields: {valid})") from None
 
 
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside [] or {}, so ``skip=[1,3],bits=4`` gives two items."""
+    items, depth, start = [], 0, 0
+    for position, char in enumerate(text):
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(text[start:position])
+            start = position + 1
+    return [*items, text[start:]]
+
+
 def split_step(text: str) -> tuple[str, dict[str, Any]]:
     """Split a CLI step ``name[:key=value,...]`` into its name and fields; values are read as YAML
     scalars (``0.9``, ``true``, ``global``)."""
     name, _, rest = text.partition(":")
     fields: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in rest.split(","))):
+    for item in filter(None, (part.strip() for part in _split_top_level(rest))):
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise ConfigError(f"cannot read {item!r} in step {text!r}; write it as key=value")

@@ -1,0 +1,35 @@
+"""Binary and ternary weights, trained with quantization-aware training and stored as 1- and 2-bit codes.
+
+``quantize.binary``: BinaryConnect sign weights (Courbariaux et al., NeurIPS 2015) with a per-output-channel
+scale ``alpha = mean|w|`` (XNOR-Net, Rastegari et al., ECCV 2016). ``quantize.ternary``: Ternary Weight
+Networks (Li et al., 2016), weights in ``{-alpha, 0, alpha}`` per output channel.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from torch import nn
+
+from .._registry import Context, TechniqueConfig, register_technique
+from ._fake import BinaryWeight, TernaryWeight
+from ._layers import quantizable_layers
+from .qat import train_and_freeze
+
+
+class LowBitConfig(TechniqueConfig):
+    epochs: int = Field(3, ge=0, le=1000, description="quantization-aware fine-tuning epochs")
+    lr: float = Field(1e-2, gt=0, description="fine-tuning learning rate (latent weights must cross zero)")
+
+
+@register_technique("quantize.binary", LowBitConfig)
+def quantize_binary(model: nn.Module, cfg: LowBitConfig, ctx: Context) -> nn.Module:
+    """Binary weights ±alpha per output channel (BinaryConnect/XNOR-Net), trained with QAT, 1-bit codes."""
+    return train_and_freeze(model, quantizable_layers(model), lambda weight: BinaryWeight(),
+                            epochs=cfg.epochs, lr=cfg.lr, ctx=ctx)
+
+
+@register_technique("quantize.ternary", LowBitConfig)
+def quantize_ternary(model: nn.Module, cfg: LowBitConfig, ctx: Context) -> nn.Module:
+    """Ternary weights {-alpha, 0, alpha} per output channel (TWN), trained with QAT, 2-bit codes."""
+    return train_and_freeze(model, quantizable_layers(model), lambda weight: TernaryWeight(),
+                            epochs=cfg.epochs, lr=cfg.lr, ctx=ctx)

@@ -1,0 +1,136 @@
+"""Mixed precision: the exact knapsack solver, the measured sensitivity table, budgets kept, bad budgets refused."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import wattless
+from wattless.api import apply_steps
+from wattless.data import Dataset
+from wattless.errors import ConfigError, DataError
+from wattless.packed import packed_bits
+from wattless.techniques import Context, make_config
+from wattless.techniques.quantize.mixed import plan_bit_widths, solve_multiple_choice_knapsack
+
+# Two layers of 10 and 100 weights at 2, 4 or 8 bits; the small one is far more sensitive.
+SIZES, BITS = [10, 100], [2, 4, 8]
+COSTS = [[n * b for b in BITS] for n in SIZES]
+VALUES = [[5.0, 1.0, 0.0], [0.3, 0.1, 0.0]]
+
+
+@pytest.mark.parametrize("budget, expected", [
+    (330, [2, 0]),  # average 3 bits: 8 bits for the sensitive layer, 2 for the big one (280 bits)
+    (280, [2, 0]),  # exactly on budget
+    (279, [1, 0]),
+    (220, [0, 0]),  # only the cheapest fits
+    (10**6, [2, 2]),
+])
+def test_knapsack_known_optimum(budget, expected):
+    assert solve_multiple_choice_knapsack(COSTS, VALUES, budget) == expected
+
+
+def test_knapsack_refuses_an_impossible_budget_and_nan():
+    with pytest.raises(ValueError, match="over the budget"):
+        solve_multiple_choice_knapsack(COSTS, VALUES, 219)
+    with pytest.raises(ValueError, match="NaN"):
+        solve_multiple_choice_knapsack(COSTS, [[float("nan"), 1, 0], [0, 0, 0]], 10**6)
+    assert solve_multiple_choice_knapsack([], [], 0) == []
+
+
+instances = st.integers(1, 4).flatmap(lambda groups: st.integers(1, 4).flatmap(lambda options: st.tuples(
+    st.lists(st.lists(st.integers(0, 40), min_size=options, max_size=options), min_size=groups, max_size=groups),
+    st.lists(st.lists(st.floats(-1, 10), min_size=options, max_size=options), min_size=groups, max_size=groups),
+    st.integers(0, 160))))
+
+
+def brute_force(costs, values, budget):
+    """The least total value over every combination within budget (None when nothing fits)."""
+    picks = itertools.product(*(range(len(row)) for row in costs))
+    totals = [sum(row[j] for row, j in zip(values, pick, strict=True)) for pick in picks
+              if sum(row[j] for row, j in zip(costs, pick, strict=True)) <= budget]
+    return min(totals, default=None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(instances)
+def test_knapsack_is_exact_against_brute_force(instance):
+    costs, values, budget = instance
+    optimum = brute_force(costs, values, budget)
+    if optimum is None:
+        with pytest.raises(ValueError):
+            solve_multiple_choice_knapsack(costs, values, budget)
+        return
+    pick = solve_multiple_choice_knapsack(costs, values, budget)
+    assert sum(c[j] for c, j in zip(costs, pick, strict=True)) <= budget
+    assert sum(v[j] for v, j in zip(values, pick, strict=True)) == pytest.approx(optimum, abs=1e-9)
+    coarse = solve_multiple_choice_knapsack(costs, values, budget, max_states=3)  # rounded units: still fits
+    assert sum(c[j] for c, j in zip(costs, coarse, strict=True)) <= budget
+
+
+@pytest.fixture(scope="module")
+def mlp3(digits):
+    return wattless.train("mlp", digits, model_kwargs={"hidden": [64, 32]}, epochs=8, lr=1e-2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def plan3(digits, mlp3):
+    """The 3-bit plan, measured once: (config, allocation)."""
+    cfg = make_config("quantize.mixed", {"budget_bits": 3})
+    return cfg, plan_bit_widths(mlp3.module, cfg, Context(dataset=digits))
+
+
+def test_sensitivity_table_is_measured_per_layer_and_bits(plan3):
+    _, plan = plan3
+    assert plan.layers == ["1", "3", "5"] and plan.sizes == [64 * 64, 32 * 64, 10 * 32]
+    assert plan.sensitivity.shape == (3, 5) and np.isfinite(plan.sensitivity).all()
+    assert (plan.sensitivity[:, 0] > plan.sensitivity[:, -1]).all()  # 2 bits hurt more than 8, in every layer
+
+
+def test_mixed_model_keeps_the_average_bit_budget(digits, mlp3, plan3):
+    cfg, plan = plan3
+    assert plan.mean() <= 3
+    assert plan.estimated_damage() <= plan.estimated_damage({name: 3 for name in plan.layers})
+    model = apply_steps(mlp3, digits, [("quantize.mixed", cfg)], seed=0)
+    assert packed_bits(model.module) == {f"{name}.weight": bits for name, bits in plan.chosen.items()}
+    with torch.no_grad():
+        assert torch.isfinite(model.module(torch.as_tensor(digits.X_test[:10]))).all()
+
+
+def test_output_sensitivity_is_never_negative(digits, mlp3):
+    cfg = make_config("quantize.mixed", {"budget_bits": 3, "sensitivity": "output", "samples": 200})
+    plan = plan_bit_widths(mlp3.module, cfg, Context(dataset=digits))
+    assert (plan.sensitivity > 0).all() and (plan.sensitivity[:, 0] > plan.sensitivity[:, -1]).all()
+    assert plan.mean() <= 3
+
+
+def test_byte_budget_counts_packed_code_bytes(digits, mlp3):
+    cfg = make_config("quantize.mixed", {"budget_bytes": 2500, "choices": [2, 4, 8], "samples": 200})
+    assert cfg.budget_bits is None
+    plan = plan_bit_widths(mlp3.module, cfg, Context(dataset=digits))
+    assert sum(-(-n * plan.chosen[name] // 8) for name, n in zip(plan.layers, plan.sizes, strict=True)) <= 2500
+    with pytest.raises(ConfigError, match="budget_bytes=1000 is below the smallest choice"):
+        plan_bit_widths(mlp3.module, make_config("quantize.mixed", {"budget_bytes": 1000}), Context(dataset=digits))
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"budget_bits": 4, "budget_bytes": 1000}, "exactly one"),
+    ({"budget_bits": None}, "exactly one"),
+    ({"budget_bits": 1.5}, "below the smallest choice"),
+    ({"choices": [0, 4]}, "1 to 16"),
+    ({"choices": [4, 17]}, "1 to 16"),
+    ({"choices": []}, "1 to 16"),
+])
+def test_bad_budgets_and_choices_are_config_errors(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config("quantize.mixed", fields)
+
+
+def test_no_validation_rows_is_a_data_error(digits, mlp3):
+    empty = Dataset(digits.name, digits.task, digits.X_train, digits.y_train, digits.X_val[:0], digits.y_val[:0],
+                    digits.X_test, digits.y_test, digits.classes)
+    with pytest.raises(DataError, match="no validation rows"):
+        plan_bit_widths(mlp3.module, make_config("quantize.mixed"), Context(dataset=empty))

@@ -1,0 +1,154 @@
+"""quantize.ptq on a trained model: values on the grid, accuracy kept, packed files, overrides and clear errors."""
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from wattless.api import apply_steps
+from wattless.errors import ConfigError, ModelError
+from wattless.io import WattlessModel, load, save
+from wattless.packed import AffineWeight, CodebookWeight, PackedWeight, packed_bits
+from wattless.techniques import Context
+from wattless.techniques.quantize._grids import (
+    histogram_landmarks,
+    normal_landmarks,
+    uniform_landmarks,
+    value_range,
+)
+from wattless.techniques.quantize.ptq import PTQConfig, quantize_ptq
+from wattless.train import evaluate
+
+LAYERS = ("1", "3")  # the two Linear layers of the fixture MLP (64-32-10)
+METHODS = [("midrise", "uniform"), *itertools.product(["nearest", "stochastic"], ["uniform", "histogram", "normal"])]
+
+
+def packed(model, layer):
+    return model.module.get_submodule(layer).parametrizations.weight[-1]
+
+
+def expected_landmarks(weight, bits, method, landmarks, granularity, symmetric):
+    """The landmark set of each row, rebuilt from the float weight with the grid helpers: (C, L)."""
+    rows = weight.reshape(weight.shape[0] if granularity == "channel" else 1, -1)
+    lo, hi = value_range(rows, symmetric)
+    if method == "midrise":
+        width = (hi - lo) / 2**bits
+        return torch.arange(2**bits)[None, :] * width[:, None] + (lo + width / 2)[:, None]
+    if landmarks == "uniform":
+        return uniform_landmarks(lo, hi, bits)
+    return (histogram_landmarks if landmarks == "histogram" else normal_landmarks)(rows, 2**bits)
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+@pytest.mark.parametrize("method, landmarks", METHODS)
+def test_weights_lie_on_at_most_2_to_the_bits_landmarks(digits, trained_mlp, method, landmarks, granularity):
+    bits, symmetric = 3, granularity == "tensor"
+    q = apply_steps(trained_mlp, digits, [f"quantize.ptq:bits={bits},method={method},landmarks={landmarks},"
+                                          f"granularity={granularity},symmetric={symmetric}"])
+    assert packed_bits(q.module) == {f"{layer}.weight": bits for layer in LAYERS}
+    for layer in LAYERS:
+        original = trained_mlp.module.get_submodule(layer).weight.detach()
+        weight = q.module.get_submodule(layer).weight.detach()
+        rows = weight.reshape(weight.shape[0] if granularity == "channel" else 1, -1)
+        grid = expected_landmarks(original, bits, method, landmarks, granularity, symmetric)
+        assert all(len(torch.unique(row)) <= 2**bits for row in rows)
+        assert bool(torch.isin(rows, grid).all()) if granularity == "tensor" else all(
+            bool(torch.isin(row, grid_row).all()) for row, grid_row in zip(rows, grid, strict=True))
+        kind = CodebookWeight if method != "midrise" and landmarks != "uniform" else AffineWeight
+        assert isinstance(packed(q, layer), kind)
+        assert torch.equal(q.module.get_submodule(layer).bias, trained_mlp.module.get_submodule(layer).bias)
+
+
+@pytest.mark.parametrize("method, landmarks", METHODS)
+def test_8_bit_ptq_keeps_accuracy_within_a_point(digits, trained_mlp, method, landmarks):
+    before = evaluate(trained_mlp.module, digits.X_test, digits.y_test, digits.task)["accuracy"]
+    q = apply_steps(trained_mlp, digits, [f"quantize.ptq:bits=8,method={method},landmarks={landmarks}"])
+    after = evaluate(q.module, digits.X_test, digits.y_test, digits.task)["accuracy"]
+    assert after >= before - 0.01
+
+
+@pytest.mark.parametrize("step", ["method=midrise,granularity=tensor", "method=stochastic",
+                                  "landmarks=histogram", "landmarks=normal,granularity=tensor"])
+def test_save_load_gives_identical_outputs(tmp_path, digits, trained_mlp, step):
+    q = apply_steps(trained_mlp, digits, [f"quantize.ptq:bits=4,{step}"])
+    x = torch.as_tensor(digits.X_test[:50])
+    save(q, tmp_path / "q.wlz")
+    loaded = load(tmp_path / "q.wlz")
+    with torch.no_grad():
+        assert torch.equal(loaded.module(x), q.module(x))
+    assert packed_bits(loaded.module) == packed_bits(q.module)
+
+
+def test_packed_file_shrinks_with_the_bits(tmp_path, digits, trained_mlp):
+    sizes = [save(trained_mlp, tmp_path / "fp32.wlz")]
+    for bits in (8, 4, 2):
+        sizes.append(save(apply_steps(trained_mlp, digits, [f"quantize.ptq:bits={bits}"]), tmp_path / f"{bits}.wlz"))
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 4, sizes
+
+
+def test_layer_bits_and_skip_take_effect(digits, trained_mlp):
+    q = apply_steps(trained_mlp, digits, ["quantize.ptq:bits=6,layer_bits={3: 2}"])  # names may read as numbers
+    assert packed_bits(q.module) == {"1.weight": 6, "3.weight": 2}
+    assert len(torch.unique(q.module[3].weight)) <= 4 * 10  # 4 values per output channel
+    q = apply_steps(trained_mlp, digits, ["quantize.ptq:bits=2,skip=[1]"])
+    assert packed_bits(q.module) == {"3.weight": 2}
+    assert not parametrize.is_parametrized(q.module[1])
+    assert torch.equal(q.module[1].weight, trained_mlp.module[1].weight)
+
+
+def test_stochastic_codes_follow_the_seed(digits, trained_mlp):
+    step = "quantize.ptq:bits=2,method=stochastic,landmarks=histogram"
+    first, same, other = (apply_steps(trained_mlp, digits, [step], seed=seed) for seed in (3, 3, 4))
+    assert torch.equal(packed(first, "1").codes, packed(same, "1").codes)
+    assert not torch.equal(packed(first, "1").codes, packed(other, "1").codes)
+
+
+def test_quantizes_on_top_of_a_pruning_mask(tmp_path, digits, trained_mlp):
+    q = apply_steps(trained_mlp, digits, ["prune.magnitude:sparsity=0.5,finetune_epochs=0", "quantize.ptq:bits=4"])
+    chain = q.module[1].parametrizations.weight
+    assert len(chain) == 2 and isinstance(chain[-1], PackedWeight)
+    x = torch.as_tensor(digits.X_test[:20])
+    save(q, tmp_path / "pq.wlz")
+    with torch.no_grad():
+        assert torch.equal(load(tmp_path / "pq.wlz").module(x), q.module(x))
+
+
+@pytest.mark.parametrize("method, landmarks", [("midrise", "uniform"), ("nearest", "uniform"),
+                                               ("stochastic", "uniform")])
+def test_all_equal_weights_decode_to_their_constant(digits, method, landmarks):
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    with torch.no_grad():
+        model[0].weight.fill_(0.25)
+        model[1].weight.zero_()
+    cfg = PTQConfig(bits=4, method=method, landmarks=landmarks, granularity="tensor", symmetric=False)
+    quantize_ptq(model, cfg, Context(dataset=digits))
+    assert torch.equal(model[0].weight, torch.full((4, 3), 0.25))
+    assert torch.equal(model[1].weight, torch.zeros(2, 4))
+
+
+@pytest.mark.parametrize("step, error, message", [
+    ("quantize.ptq:bits=0", ConfigError, "bits: Input should be greater than or equal to 1"),
+    ("quantize.ptq:bits=17", ConfigError, "bits: Input should be less than or equal to 16"),
+    ("quantize.ptq:method=round", ConfigError, "method: Input should be 'midrise', 'nearest' or 'stochastic'"),
+    ("quantize.ptq:landmarks=kmeans", ConfigError, "landmarks: Input should be 'uniform', 'histogram' or 'normal'"),
+    ("quantize.ptq:layer_bits={'3': 0}", ConfigError, "layer_bits.3: Input should be greater than or equal to 1"),
+    ("quantize.ptq:layer_bits={fc9: 4}", ConfigError, r"layer_bits names unknown layers \['fc9'\].*'1', '3'"),
+    ("quantize.ptq:skip=[fc9]", ConfigError, r"skip names unknown layers \['fc9'\].*'1', '3'"),
+    ("quantize.ptq:skip=[3],layer_bits={3: 4}", ConfigError, r"layers \['3'\] are in both skip and layer_bits"),
+    ("quantize.ptq:landmarks=histogram,bits=16", ModelError,
+     "layer '1' has .* distinct weights, fewer than the 65536 histogram landmarks of 16 bits; use at most 11 bits"),
+    ("quantize.ptq:landmarks=normal,layer_bits={'3': 9}", ModelError, "layer '3' has .* 512 normal landmarks"),
+])
+def test_bad_requests_are_one_clear_error(digits, trained_mlp, step, error, message):
+    with pytest.raises(error, match=message):
+        apply_steps(trained_mlp, digits, [step])
+
+
+def test_nan_weights_are_refused(digits, trained_mlp):
+    broken = WattlessModel(nn.Sequential(nn.Linear(64, 10)), trained_mlp.meta)
+    with torch.no_grad():
+        broken.module[0].weight[0, 0] = float("nan")
+    with pytest.raises(ModelError, match="layer '0' holds NaN"):
+        apply_steps(broken, digits, ["quantize.ptq"])
