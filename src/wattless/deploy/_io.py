@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from .._atomic import atomic_path
 from ..errors import ArtifactError, ConfigError, DataError
 
 SampleShape = tuple[int | None, ...]
@@ -19,16 +19,10 @@ SampleShape = tuple[int | None, ...]
 
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it onto ``path`` on success, delete it on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its 0600 mode would carry over to the final file, which should follow the umask.
-    temp_path = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
+    """Yield a temporary path beside ``path`` (creating its folder); move it onto ``path`` on success."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temp_path:
         yield temp_path
-        os.replace(temp_path, path)
-    finally:
-        temp_path.unlink(missing_ok=True)
 
 
 def write_onnx_model(model: onnx.ModelProto, path: Path) -> None:

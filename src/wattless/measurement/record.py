@@ -39,6 +39,19 @@ def fp32_state_dict_bytes(model) -> int:
         return os.path.getsize(path)
 
 
+def layer_weight_bits(module) -> dict[str, int]:
+    """Bits of each layer's packed (quantized) weight, by layer name; layers not listed are fp32."""
+    from ..packed import packed_bits
+
+    return {key.rpartition(".")[0]: bits for key, bits in packed_bits(module).items() if key.endswith("weight")}
+
+
+def precision_label(weight_bits: dict[str, int]) -> str:
+    """``fp32``, ``w4`` (every quantized layer at 4 bits) or ``mixed``."""
+    widths = set(weight_bits.values())
+    return "fp32" if not widths else f"w{widths.pop()}" if len(widths) == 1 else "mixed"
+
+
 def check_compatible(meta: dict[str, Any], input_shape: Sequence[int], dataset: Dataset) -> None:
     """Refuse to measure a model on data of another shape or task, with a clear message."""
     if tuple(input_shape) != dataset.input_shape:
@@ -114,11 +127,15 @@ def measure_module(model, dataset: Dataset, *, file_path: str | Path | None = No
             latency += [time_onnx(int8_onnx, model.input_shape, batch=b, threads=threads, repeats=repeats)
                         | {"precision": "int8"} for b in batches]
     size_fp32 = fp32_state_dict_bytes(model)
+    weight_bits = layer_weight_bits(model.module)
     record.update({
-        "precision": "fp32", "params": params, "nonzero_params": nonzero, "size_bytes": size,
-        "size_bytes_fp32": size_fp32, "compression_ratio": size_fp32 / size, "macs": ops["total"],
-        "macs_per_layer": ops["layers"], "bops": ops["total"] * 32 * 32, "latency_ms": latency,
-        "energy_j_per_sample": estimate_energy(ops["layers"], weight_bits=32, act_bits=32),
+        "precision": precision_label(weight_bits), "weight_bits": weight_bits, "params": params,
+        "nonzero_params": nonzero, "size_bytes": size, "size_bytes_fp32": size_fp32,
+        "compression_ratio": size_fp32 / size, "macs": ops["total"], "macs_per_layer": ops["layers"],
+        "bops": sum(layer["macs"] * weight_bits.get(layer["name"], 32) * 32 for layer in ops["layers"]),
+        "latency_ms": latency,
+        # Weights stored at their bits cut memory traffic; activations stay fp32, so the arithmetic does too.
+        "energy_j_per_sample": estimate_energy(ops["layers"], weight_bits=weight_bits, act_bits=32),
         "artifact": str(file_path) if Path(file_path).exists() else None,
     })
     return record

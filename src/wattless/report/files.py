@@ -9,8 +9,8 @@ import os
 from pathlib import Path, PurePath
 from typing import Any
 
+from .._atomic import write_text_atomic
 from ..errors import WattlessError
-from ._atomic import write_text_atomic
 from .comparison import Record
 from .format import format_recipe
 from .markdown import render_markdown

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._atomic import atomic_path
+from .._atomic import atomic_path
 from .comparison import Record, fastest_latency, quality, shared_task
 
 if TYPE_CHECKING:

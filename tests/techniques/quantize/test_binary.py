@@ -12,12 +12,12 @@ from wattless.train import evaluate
 
 @pytest.fixture(scope="module")
 def binary(digits, trained_mlp):
-    return apply_steps(trained_mlp, digits, ["quantize.binary"])
+    return apply_steps(trained_mlp, digits, ["quantize.binary:lr=0.01"])
 
 
 @pytest.fixture(scope="module")
 def ternary(digits, trained_mlp):
-    return apply_steps(trained_mlp, digits, ["quantize.ternary"])
+    return apply_steps(trained_mlp, digits, ["quantize.ternary:lr=0.01"])
 
 
 def accuracy(model, data):

@@ -18,7 +18,8 @@ from .qat import train_and_freeze
 
 class LowBitConfig(TechniqueConfig):
     epochs: int = Field(3, ge=0, le=1000, description="quantization-aware fine-tuning epochs")
-    lr: float = Field(1e-2, gt=0, description="fine-tuning learning rate (latent weights must cross zero)")
+    lr: float = Field(1e-3, gt=0, description="fine-tuning learning rate (small data sets: try 1e-2, so that "
+                                            "latent weights cross zero within few steps)")
 
 
 @register_technique("quantize.binary", LowBitConfig)
