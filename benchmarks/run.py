@@ -7,6 +7,7 @@ is kept in benchmarks/results/<study>.md, and BENCHMARKS.md is rebuilt from all 
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,9 @@ def run_study(name: str, out_dir: Path) -> str:
         if not fp32.exists():
             raise SystemExit("run the foundation study first: it trains the fp32 LeNet-300-100")
         return quantization.run(out_dir, fp32)["markdown"]
-    return precision.run(out_dir)["markdown"]
+    markdown = precision.run(out_dir)["markdown"]
+    shutil.copyfile(out_dir / "precision.png", SECTIONS / "precision.png")  # committed beside the tables
+    return markdown + "\n![Quality vs bits per method](benchmarks/results/precision.png)\n"
 
 
 def main(names: list[str]) -> None:

@@ -159,3 +159,8 @@ def packed_bits(module: nn.Module) -> dict[str, int]:
                 if isinstance(chain[-1], PackedWeight):
                     bits[f"{name}.{tensor_name}" if name else tensor_name] = chain[-1].bits
     return bits
+
+
+# the per-row-width kind lives in its own module (registering itself); importing it here makes it loadable
+# wherever packed weights are, and importable as wattless.packed.RowAffineWeight
+from .packed_rows import RowAffineWeight  # noqa: E402, F401

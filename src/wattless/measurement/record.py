@@ -39,17 +39,28 @@ def fp32_state_dict_bytes(model) -> int:
         return os.path.getsize(path)
 
 
-def layer_weight_bits(module) -> dict[str, int]:
-    """Bits of each layer's packed (quantized) weight, by layer name; layers not listed are fp32."""
-    from ..packed import packed_bits
+def layer_weight_bits(module) -> dict[str, float]:
+    """Bits per weight of each layer's packed (quantized) weight, by layer name: the mean over rows where
+    rows have their own widths. Layers not listed are fp32."""
+    from torch.nn.utils import parametrize
 
-    return {key.rpartition(".")[0]: bits for key, bits in packed_bits(module).items() if key.endswith("weight")}
+    from ..packed import PackedWeight
+
+    bits = {}
+    for name, sub in module.named_modules():
+        if parametrize.is_parametrized(sub, "weight") and isinstance(sub.parametrizations.weight[-1], PackedWeight):
+            packed = sub.parametrizations.weight[-1]
+            bits[name] = float(getattr(packed, "mean_bits", packed.bits))
+    return bits
 
 
-def precision_label(weight_bits: dict[str, int]) -> str:
+def precision_label(weight_bits: dict[str, float]) -> str:
     """``fp32``, ``w4`` (every quantized layer at 4 bits) or ``mixed``."""
     widths = set(weight_bits.values())
-    return "fp32" if not widths else f"w{widths.pop()}" if len(widths) == 1 else "mixed"
+    if not widths:
+        return "fp32"
+    width = widths.pop()
+    return f"w{width:g}" if not widths and width == int(width) else "mixed"
 
 
 def check_compatible(meta: dict[str, Any], input_shape: Sequence[int], dataset: Dataset) -> None:
@@ -132,7 +143,7 @@ def measure_module(model, dataset: Dataset, *, file_path: str | Path | None = No
         "precision": precision_label(weight_bits), "weight_bits": weight_bits, "params": params,
         "nonzero_params": nonzero, "size_bytes": size, "size_bytes_fp32": size_fp32,
         "compression_ratio": size_fp32 / size, "macs": ops["total"], "macs_per_layer": ops["layers"],
-        "bops": sum(layer["macs"] * weight_bits.get(layer["name"], 32) * 32 for layer in ops["layers"]),
+        "bops": round(sum(layer["macs"] * weight_bits.get(layer["name"], 32) * 32 for layer in ops["layers"])),
         "latency_ms": latency,
         # Weights stored at their bits cut memory traffic; activations stay fp32, so the arithmetic does too.
         "energy_j_per_sample": estimate_energy(ops["layers"], weight_bits=weight_bits, act_bits=32),

@@ -10,8 +10,8 @@ from torch.nn.utils import parametrize
 from wattless.api import apply_steps
 from wattless.errors import ConfigError, ModelError
 from wattless.io import WattlessModel, load, save
-from wattless.packed import AffineWeight, CodebookWeight, PackedWeight, packed_bits
-from wattless.techniques import Context
+from wattless.packed import AffineWeight, CodebookWeight, PackedWeight, RowAffineWeight, packed_bits
+from wattless.techniques import Context, make_config
 from wattless.techniques.quantize._grids import (
     histogram_landmarks,
     normal_landmarks,
@@ -152,3 +152,60 @@ def test_nan_weights_are_refused(digits, trained_mlp):
         broken.module[0].weight[0, 0] = float("nan")
     with pytest.raises(ModelError, match="layer '0' holds NaN"):
         apply_steps(broken, digits, ["quantize.ptq"])
+
+
+ROW_BITS = {"1": [1 + (7 * c) % 9 for c in range(32)], "3": [2, 16, 3, 3, 8, 1, 4, 5, 2, 6]}  # 64-32-10 MLP
+
+
+@pytest.mark.parametrize("method", ["nearest", "midrise"])
+def test_channel_bits_give_each_row_its_own_width(tmp_path, digits, trained_mlp, method):
+    cfg = make_config("quantize.ptq", {"method": method, "channel_bits": ROW_BITS})
+    q = apply_steps(trained_mlp, digits, [("quantize.ptq", cfg)])
+    uniform = {b: apply_steps(trained_mlp, digits, [f"quantize.ptq:bits={b},method={method}"])
+               for b in {b for widths in ROW_BITS.values() for b in widths}}
+    assert packed_bits(q.module) == {"1.weight": 9, "3.weight": 16}
+    for layer, widths in ROW_BITS.items():
+        weight = packed(q, layer)
+        assert isinstance(weight, RowAffineWeight) and weight.row_bits.tolist() == widths
+        assert weight.mean_bits == pytest.approx(sum(widths) / len(widths))
+        rows = q.module.get_submodule(layer).weight.detach()
+        for c, bits in enumerate(widths):
+            assert len(torch.unique(rows[c])) <= 2**bits
+            # the same range, grid and codes as the uniform per-channel path at that width
+            assert torch.equal(rows[c], uniform[bits].module.get_submodule(layer).weight[c])
+    x = torch.as_tensor(digits.X_test[:50])
+    save(q, tmp_path / "rows.wlz")
+    with torch.no_grad():
+        assert torch.equal(load(tmp_path / "rows.wlz").module(x), q.module(x))
+
+
+def make_step(name, fields):
+    return (name, make_config(name, fields))
+
+
+def test_channel_bits_for_one_layer_leave_the_others_to_bits(digits, trained_mlp):
+    q = apply_steps(trained_mlp, digits, [make_step("quantize.ptq", {"bits": 4, "channel_bits": {"3": [2] * 10}})])
+    assert isinstance(packed(q, "1"), AffineWeight) and packed_bits(q.module) == {"1.weight": 4, "3.weight": 2}
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"method": "stochastic"}, "channel_bits works with method=nearest,landmarks=uniform or method=midrise"),
+    ({"landmarks": "histogram"}, "not method=nearest,landmarks=histogram; use one of those, or layer_bits"),
+    ({"granularity": "tensor"}, "channel_bits needs granularity=channel"),
+    ({"channel_bits": {"3": [0] * 10}}, "channel_bits.3.0: Input should be greater than or equal to 1"),
+    ({"channel_bits": {"3": [17] * 10}}, "channel_bits.3.0: Input should be less than or equal to 16"),
+])
+def test_channel_bits_only_on_the_uniform_per_channel_grid(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config("quantize.ptq", {"channel_bits": {"3": [4] * 10}, **fields})
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"channel_bits": {"3": [4] * 9}}, r"channel_bits gives layer '3' 9 widths; give one per output channel \(10\)"),
+    ({"channel_bits": {"fc9": [4]}}, r"channel_bits names unknown layers \['fc9'\]"),
+    ({"channel_bits": {"3": [4] * 10}, "layer_bits": {"3": 2}}, r"\['3'\] are in both layer_bits and channel_bits"),
+    ({"channel_bits": {"3": [4] * 10}, "skip": ["3"]}, r"\['3'\] are in both skip and channel_bits"),
+])
+def test_channel_bits_must_fit_the_model(digits, trained_mlp, fields, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_steps(trained_mlp, digits, [make_step("quantize.ptq", fields)])
