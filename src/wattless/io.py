@@ -22,6 +22,7 @@ from .artifact import read_artifact, write_artifact
 from .errors import ArtifactError, ModelError
 from .models import build_model, check_input_shape
 from .packed import PackedWeight, packed_kind
+from .structure import edits_of, replay_edits
 
 PACKED_PREFIX = "packed."
 """Tensor names of packed parts in a model file: ``packed.<layer>.<tensor>.<part>``."""
@@ -119,7 +120,8 @@ def save(model: WattlessModel, path: str | Path) -> int:
     always give a byte-identical file.
     """
     tensors, encodings, described = packed_state(model.module)
-    meta = {**model.meta, "wattless_version": __version__, "packed": described}
+    meta = {**model.meta, "wattless_version": __version__, "packed": described,
+            "structure": edits_of(model.module)}
     return write_artifact(path, tensors, meta, encodings=encodings)
 
 
@@ -162,8 +164,19 @@ def _unpack_weights(tensors: dict[str, torch.Tensor], described: Any, source: st
     return weights
 
 
+def _built(spec: dict[str, Any], structure: Any, trust_code: bool, source: str) -> nn.Module:
+    """The architecture of ``spec`` with the recorded structural edits replayed."""
+    model = build_model(spec, trust_code=trust_code)
+    try:
+        replay_edits(model, structure or [])
+    except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:
+        raise ArtifactError(f"{source}: cannot replay the model's structural edits ({str(exc)[:120]}); "
+                            "re-create the file") from exc
+    return model
+
+
 def module_from_tensors(spec: dict[str, Any], tensors: dict[str, torch.Tensor], *, source: str,
-                        trust_code: bool = False, packed: Any = None) -> nn.Module:
+                        trust_code: bool = False, packed: Any = None, structure: Any = None) -> nn.Module:
     """Build the architecture and load ``tensors`` into it after checking every name and shape.
 
     The architecture is first built on the ``meta`` device (no memory), so a corrupt spec that asks
@@ -177,10 +190,10 @@ def module_from_tensors(spec: dict[str, Any], tensors: dict[str, torch.Tensor], 
     from .techniques.quantize._fake import reattach_activation_quantizers  # lazy: io needs no technique imports
 
     with torch.device("meta"):
-        skeleton = build_model(spec, trust_code=trust_code)
+        skeleton = _built(spec, structure, trust_code, source)
     reattach_activation_quantizers(skeleton, dense)
     _check_shapes(skeleton, dense, source)
-    module = build_model(spec, trust_code=trust_code)
+    module = _built(spec, structure, trust_code, source)
     reattach_activation_quantizers(module, dense)
     try:
         module.load_state_dict(dense, strict=True)
@@ -203,7 +216,7 @@ def load(path: str | Path, *, trust_code: bool = False) -> WattlessModel:
         raise ArtifactError(f"{path}: the file has no model description; re-create it with `wattless train`")
     try:
         module = module_from_tensors(spec, tensors, source=str(path), trust_code=trust_code,
-                                     packed=meta.pop("packed", None))
+                                     packed=meta.pop("packed", None), structure=meta.pop("structure", None))
     except ModelError as exc:
         raise ArtifactError(f"{path}: {exc}") from exc
     return WattlessModel(module, meta)
