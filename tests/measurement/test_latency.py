@@ -80,3 +80,23 @@ def test_missing_or_corrupt_onnx_is_an_artifact_error(tmp_path, corrupt_onnx):
 def test_bad_options_are_config_errors(mlp):
     with pytest.raises(ConfigError, match="repeats"):
         time_torch(mlp, (784,), batch=1, repeats=0)
+
+
+def test_time_interleaved_alternates_variants_and_takes_the_median_of_rounds():
+    from wattless.measurement.latency import time_interleaved
+
+    calls = []
+
+    def timer(name, values):
+        iterator = iter(values)
+
+        def run():
+            calls.append(name)
+            return {"engine": "fake", "median": next(iterator)}
+
+        return run
+
+    result = time_interleaved({"a": timer("a", [5.0, 1.0, 3.0]), "b": timer("b", [2.0, 9.0, 4.0])}, rounds=3)
+    assert calls == ["a", "b", "a", "b", "a", "b"]
+    assert result["a"]["median"] == 3.0 and result["b"]["median"] == 4.0
+    assert result["b"]["round_medians"] == [2.0, 9.0, 4.0]

@@ -130,3 +130,24 @@ def _time_calls(run: Callable[[], object], warmup: int, repeats: int, min_time_s
 def _timing_record(engine: str, batch: int, threads: int, samples_ms: list[float]) -> dict:
     return {"engine": engine, "batch": batch, "threads": threads, **summarize_times(samples_ms),
             "repeats": len(samples_ms)}
+
+
+def time_interleaved(timers: dict[str, Callable[[], dict]], *, rounds: int = 5) -> dict[str, dict]:
+    """Time several variants fairly: every round runs each timer once, in turn, and a variant's figure is
+    the median of its per-round medians (ms), so a burst of background load hits all variants alike.
+
+    Args:
+        timers: name -> a call returning a timing record (e.g. a ``functools.partial`` of :func:`time_torch`).
+
+    Returns:
+        name -> the last round's record with ``median`` replaced by the median over rounds and
+        ``round_medians`` added.
+    """
+    if rounds < 1:
+        raise ConfigError(f"rounds={rounds} must be at least 1")
+    per_round: dict[str, list[dict]] = {name: [] for name in timers}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            per_round[name].append(timer())
+    return {name: {**records[-1], "median": float(np.median([r["median"] for r in records])),
+                   "round_medians": [r["median"] for r in records]} for name, records in per_round.items()}
