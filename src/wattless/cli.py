@@ -325,11 +325,19 @@ def inspect(
     """Show what a model file holds: architecture, data set, recipe, and per-layer MACs."""
     from . import api
     from .measurement.ops import count_macs, count_params
+    from .measurement.record import layer_weight_bits
 
     loaded = api.load(model_path, trust_code=trust_code)
     module = api.deployable_module(loaded.module)
     params, nonzero = count_params(module)
     ops = count_macs(module, loaded.input_shape)
+    bits = layer_weight_bits(loaded.module)
+    named = dict(module.named_modules())
+    for layer in ops["layers"]:
+        weight = getattr(named.get(layer["name"]), "weight", None)
+        if weight is not None:
+            layer["nonzero"] = int((weight != 0).sum())
+        layer["bits"] = bits.get(layer["name"], 32 if weight is not None else None)
     info = {"file": model_path, "size_bytes": Path(model_path).stat().st_size, "model": loaded.spec,
             "task": loaded.task, "dataset": (loaded.meta.get("dataset") or {}).get("name"),
             "seed": loaded.meta.get("seed"), "recipe": loaded.recipe, "params": params, "nonzero_params": nonzero,

@@ -50,21 +50,25 @@ def record_table(record: Record) -> Table:
 
 
 def layer_table(layers: list[dict[str, Any]]) -> Table:
-    """Per-layer parameters and multiply-accumulates, with each layer's share of all MACs (%)."""
+    """Per-layer parameters (and non-zeros and weight bits when known) and multiply-accumulates, with each
+    layer's share of all MACs (%)."""
     total_macs = sum(layer.get("macs") or 0 for layer in layers)
+    extra = [key for key in ("nonzero", "bits") if any(key in layer for layer in layers)]
     table = Table(title="MACs per layer")
     table.add_column("Layer")
     table.add_column("Type")
-    for header in ("Params", "MACs", "Share (%)"):
+    for header in ("Params", *(key.capitalize() for key in extra), "MACs", "Share (%)"):
         table.add_column(header, justify="right")
     for layer in layers:
         macs = layer.get("macs")
         share = MISSING if macs is None or total_macs == 0 else f"{100 * macs / total_macs:.1f}"
+        cells = [format_count(layer.get("nonzero")) if key == "nonzero" else format_number(layer.get("bits"), ".3g")
+                 for key in extra]
         table.add_row(format_text(layer.get("name")), format_text(layer.get("type")),
-                      format_count(layer.get("params")), format_count(macs), share)
+                      format_count(layer.get("params")), *cells, format_count(macs), share)
     table.add_section()
     total_params = sum(layer.get("params") or 0 for layer in layers)
-    table.add_row("total", "", format_count(total_params), format_count(total_macs),
+    table.add_row("total", "", format_count(total_params), *("" for _ in extra), format_count(total_macs),
                   "100.0" if total_macs else MISSING)
     return table
 
