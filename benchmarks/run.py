@@ -14,6 +14,7 @@ from pathlib import Path
 
 import foundation  # noqa: E402  (benchmarks/ is the script's own folder)
 import precision  # noqa: E402
+import pruning  # noqa: E402
 import quantization  # noqa: E402
 
 from wattless.measurement.env import collect_env
@@ -21,7 +22,7 @@ from wattless.report import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "benchmarks" / "results"
-STUDIES = ("foundation", "quantization", "precision")
+STUDIES = ("foundation", "quantization", "precision", "pruning")
 
 
 def run_study(name: str, out_dir: Path) -> str:
@@ -30,11 +31,12 @@ def run_study(name: str, out_dir: Path) -> str:
         write_results(study["records"], out_dir / "foundation", title="Foundation study",
                       notes=["Energy is an analytical 45 nm estimate (no meter on this machine)."])
         return study["markdown"]
+    if name in ("quantization", "pruning") and not (out_dir / "lenet5.wlz").exists():
+        raise SystemExit("run the foundation study first: it trains the fp32 LeNet-300-100 and LeNet-5")
     if name == "quantization":
-        fp32 = out_dir / "lenet300.wlz"
-        if not fp32.exists():
-            raise SystemExit("run the foundation study first: it trains the fp32 LeNet-300-100")
-        return quantization.run(out_dir, fp32)["markdown"]
+        return quantization.run(out_dir, out_dir / "lenet300.wlz")["markdown"]
+    if name == "pruning":
+        return pruning.run(out_dir)["markdown"]
     markdown = precision.run(out_dir)["markdown"]
     shutil.copyfile(out_dir / "precision.png", SECTIONS / "precision.png")  # committed beside the tables
     return markdown + "\n![Quality vs bits per method](benchmarks/results/precision.png)\n"

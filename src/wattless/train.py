@@ -106,14 +106,29 @@ def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
 
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
+StepCallback = Callable[[int], None]
+
+
+def steps_per_epoch(data: Dataset, cfg: TrainConfig) -> int:
+    """Optimizer steps in one epoch of :func:`fit` (the last batch may be smaller)."""
+    return math.ceil(len(data.X_train) / cfg.batch_size)
 
 
 def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
-        on_epoch: EpochCallback | None = None) -> dict[str, Any]:
+        on_epoch: EpochCallback | None = None, on_step: StepCallback | None = None,
+        best_from_epoch: int = 0) -> dict[str, Any]:
     """Train ``model`` in place on ``data`` and return the history.
 
     The weights of the epoch with the best validation metric are restored at the end, so
     early stopping never leaves a worse model than one already seen.
+
+    Args:
+        on_epoch: called with ``(epoch, history row)`` after every epoch.
+        on_step: called with the optimizer step count (from 1, over the whole run) after every optimizer
+            step, e.g. to update pruning masks while training.
+        best_from_epoch: only the weights after this epoch or a later one may be restored as the best
+            (0: the starting weights too). Callers that change the model's function while training, as
+            gradual pruning does, pass the epoch their changes end, so the restored model is a final one.
 
     Returns:
         ``{"epochs_run", "best_epoch", "val": best validation metrics, "history": [per epoch],
@@ -128,9 +143,12 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
     optimizer = _optimizer(model, cfg)
     scheduler = _scheduler(optimizer, cfg)
     order = torch.Generator().manual_seed(cfg.seed)
-    best = {"score": score(evaluate(model, data.X_val, data.y_val, data.task)), "epoch": 0,
-            "state": copy.deepcopy(model.state_dict())}
+    best = None
+    if best_from_epoch == 0:
+        best = {"score": score(evaluate(model, data.X_val, data.y_val, data.task)), "epoch": 0,
+                "state": copy.deepcopy(model.state_dict())}
     history: list[dict[str, Any]] = []
+    step = 0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         total, seen = 0.0, 0
@@ -139,19 +157,23 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
             loss = criterion(_as_loss_input(model(X[idx]), data.task), y[idx])
             loss.backward()
             optimizer.step()
+            step += 1
+            if on_step is not None:
+                on_step(step)
             total, seen = total + loss.item() * len(idx), seen + len(idx)
         if scheduler is not None:
             scheduler.step()
         val = evaluate(model, data.X_val, data.y_val, data.task)
         history.append({"epoch": epoch, "train_loss": total / max(seen, 1), **{f"val_{k}": v for k, v in val.items()}})
-        if score(val) > best["score"]:
+        if epoch >= best_from_epoch and (best is None or score(val) > best["score"]):
             best = {"score": score(val), "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
         if on_epoch is not None:
             on_epoch(epoch, history[-1])
-        if cfg.patience is not None and epoch - best["epoch"] >= cfg.patience:
+        if cfg.patience is not None and best is not None and epoch - best["epoch"] >= cfg.patience:
             break
-    model.load_state_dict(best["state"])
+    if best is not None:  # None only when training ended before best_from_epoch: keep the last weights
+        model.load_state_dict(best["state"])
     model.eval()
-    return {"epochs_run": len(history), "best_epoch": best["epoch"],
+    return {"epochs_run": len(history), "best_epoch": best["epoch"] if best is not None else len(history),
             "val": evaluate(model, data.X_val, data.y_val, data.task), "history": history,
             "seconds": time.perf_counter() - started}

@@ -14,14 +14,22 @@ Stored = tuple[dict[str, torch.Tensor], dict[str, str]]
 
 
 def _sample_tensors() -> dict[str, torch.Tensor]:
-    """A tiny model: a 90%-zero weight (zstd wins), dense floats (raw wins), bool masks, int codes."""
+    """A tiny model: each encoding the writer picks by itself, and bool masks and int codes.
+
+    Sparse with gap indices for a 90%-zero weight and its mask, sparse with a bitmap for a half-zero
+    weight, zstd for a constant norm weight, raw for dense floats.
+    """
     generator = torch.Generator().manual_seed(0)
     weight = torch.randn(16, 24, generator=generator)
     weight[torch.rand(16, 24, generator=generator) < 0.9] = 0
+    half_zero = torch.randn(16, 16, generator=generator)
+    half_zero[torch.rand(16, 16, generator=generator) < 0.5] = 0
     return {
         "fc.weight": weight,
         "fc.bias": torch.randn(16, generator=generator),
         "fc.mask": weight != 0,
+        "out.weight": half_zero,
+        "norm.weight": torch.ones(16),
         "head.active": torch.tensor([True, False, True, True]),
         "codes": torch.randint(-8, 8, (40,), dtype=torch.int8, generator=generator),
         "step": torch.tensor(7),
@@ -47,7 +55,7 @@ def sample_tensors() -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="session")
 def valid_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A .wlz file of the sample tensors, holding raw and zstd tensors; do not modify it."""
+    """A .wlz file of the sample tensors, holding raw, zstd and sparse tensors; do not modify it."""
     path = tmp_path_factory.mktemp("valid") / "model.wlz"
     write_artifact(path, _sample_tensors(), {"model": "tiny", "classes": ["a", "b"], "lr": 0.1})
     return path

@@ -6,7 +6,7 @@ import pytest
 import torch
 import zstandard
 
-from wattless.artifact import encodings as encodings_module
+from wattless.artifact import compression as compression_module
 from wattless.artifact import read_artifact, read_metadata, write_artifact
 from wattless.errors import ArtifactError
 
@@ -14,7 +14,7 @@ from wattless.errors import ArtifactError
 def test_read_metadata_reads_the_header_only(tmp_path, sample_tensors, read_stored, forge):
     write_artifact(tmp_path / "m.wlz", sample_tensors, {"model": "tiny"})
     stored, file_metadata = read_stored(tmp_path / "m.wlz")
-    stored["fc.weight"] = torch.zeros_like(stored["fc.weight"])  # the zstd frame, now garbage
+    stored["fc.weight"] = torch.zeros_like(stored["fc.weight"])  # its sparse streams, now garbage
     forge(tmp_path / "m.wlz", stored, file_metadata)
     assert read_metadata(tmp_path / "m.wlz") == {"model": "tiny"}
     with pytest.raises(ArtifactError, match="m.wlz is not a valid wattless model file"):
@@ -79,7 +79,7 @@ def test_a_forged_zstd_entry_is_refused_before_decompression(
     def no_decompression():
         raise AssertionError("decompression must not start")
 
-    monkeypatch.setattr(encodings_module.zstandard, "ZstdDecompressor", no_decompression)
+    monkeypatch.setattr(compression_module.zstandard, "ZstdDecompressor", no_decompression)
     file_metadata = {
         "format": "wattless.wlz",
         "format_version": "1",

@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import zstandard
 
-from wattless.artifact.format import DTYPE_BY_NAME, NAME_BY_DTYPE, FormatError, checked_nbytes
+from wattless.artifact.compression import smaller_with_zstd, stream_bytes
+from wattless.artifact.format import DTYPE_BY_NAME, NAME_BY_DTYPE, FormatError, checked_nbytes, uint8_tensor
 
 MAX_BITS = 16
+_UNPACK_CHUNK = 2**16  # codes unpacked at a time, a multiple of 8: bounds the temporary bit planes
 _CODE_DTYPES = {"uint8", "int16", "int32", "int64"}
 
 
@@ -27,9 +28,15 @@ def pack_bits(codes: np.ndarray, bits: int) -> bytes:
 
 def unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
     """The ``count`` codes of ``bits`` bits packed by :func:`pack_bits`, as uint32."""
-    planes = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=count * bits, bitorder="little")
+    packed = np.frombuffer(data, dtype=np.uint8)
     weights = np.left_shift(np.uint32(1), np.arange(bits, dtype=np.uint32))
-    return planes.reshape(count, bits).astype(np.uint32) @ weights
+    codes = np.empty(count, dtype=np.uint32)
+    for start in range(0, count, _UNPACK_CHUNK):
+        stop = min(start + _UNPACK_CHUNK, count)
+        chunk = packed[start * bits // 8 : packed_size(stop, bits)]
+        planes = np.unpackbits(chunk, count=(stop - start) * bits, bitorder="little")
+        codes[start:stop] = planes.reshape(-1, bits).astype(np.uint32) @ weights
+    return codes
 
 
 def packed_size(count: int, bits: int) -> int:
@@ -47,12 +54,9 @@ def encode_bitpack(tensor: torch.Tensor, bits: int) -> tuple[torch.Tensor, dict[
     codes = tensor.numpy()
     if codes.size and (codes.min() < 0 or codes.max() >= 2**bits):
         raise ValueError(f"codes must lie in [0, {2**bits - 1}] for {bits} bits")
-    packed = pack_bits(codes, bits)
-    frame = zstandard.ZstdCompressor(level=19, write_checksum=True, write_content_size=True).compress(packed)
-    use_zstd = len(frame) < len(packed)
-    data = frame if use_zstd else packed
+    data, use_zstd = smaller_with_zstd(pack_bits(codes, bits))
     entry = {"encoding": "bitpack", "bits": bits, "dtype": name, "shape": list(tensor.shape), "zstd": use_zstd}
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8), entry
+    return uint8_tensor(data), entry
 
 
 def decode_bitpack(stored: torch.Tensor, entry: dict[str, Any], max_bytes: int) -> torch.Tensor:
@@ -69,15 +73,8 @@ def decode_bitpack(stored: torch.Tensor, entry: dict[str, Any], max_bytes: int) 
     dtype = DTYPE_BY_NAME[name]
     checked_nbytes(dtype, entry["shape"], max_bytes)
     count = int(np.prod(entry["shape"], dtype=np.int64))
-    expected = packed_size(count, bits)
-    data = stored.numpy().tobytes()
-    if use_zstd:
-        if zstandard.frame_content_size(data) != expected:
-            raise FormatError(f"bitpack frame does not hold the {expected} bytes its entry describes")
-        data = zstandard.ZstdDecompressor().decompress(data, max_output_size=expected, allow_extra_data=False)
-    if len(data) != expected:
-        raise FormatError(f"bitpack data has {len(data)} bytes, expected {expected}")
-    codes = unpack_bits(data, bits, count) if count else np.zeros(0, np.uint32)
+    data = stream_bytes(stored.numpy().tobytes(), packed_size(count, bits), use_zstd, "bitpack")
+    codes = unpack_bits(data, bits, count)
     if name == "uint8" and bits > 8 or name == "int16" and bits > 15:
         raise FormatError(f"{bits}-bit codes do not fit {name}")
     return torch.from_numpy(codes.astype(np.dtype(name))).reshape(entry["shape"])

@@ -13,6 +13,8 @@ multiple of 8, then the tensor bytes. Its ``__metadata__`` (str -> str) holds ex
   - ``{"encoding": "raw"}``: stored as the tensor itself, in its dtype and shape.
   - ``{"encoding": "zstd", "dtype": D, "shape": [d0, ...]}``: stored as a 1-D uint8 tensor
     holding one zstd frame, with content size, of the tensor's little-endian C-order bytes.
+  - ``{"encoding": "bitpack", ...}``: integer codes at their bit width (``bitpack.py``).
+  - ``{"encoding": "sparse", ...}``: the non-zeros' positions and values (``sparse.py``).
 
   New encodings are new entry kinds in this table (see ``encodings.py``); the container stays.
 
@@ -20,10 +22,10 @@ Dtypes (``D`` and raw tensors): float32, float16, bfloat16, int8, uint8, int16, 
 bool (bytes 0 or 1). Shapes have at most 64 dimensions. The header is at most 16 MiB.
 
 Writers make both JSON values canonical (keys sorted, separators ``,`` and ``:``, ASCII, no NaN
-or Infinity) and put header keys in a fixed order (metadata keys sorted, tensors by descending
-item size then name, as safetensors does); nothing depends on time. So the same tensors and
-metadata give the same bytes, for the same versions of wattless and zstandard. Readers accept
-any JSON object without duplicate keys or non-finite numbers.
+or Infinity) and put header keys in a fixed order (metadata keys sorted, tensors in safetensors'
+order: I64, F32, I32, BF16, F16, I16, I8, U8, BOOL, then by name); nothing depends on time. So
+the same tensors and metadata give the same bytes, for the same versions of wattless and
+zstandard. Readers accept any JSON object without duplicate keys or non-finite numbers.
 """
 
 import json
@@ -119,3 +121,8 @@ def checked_nbytes(dtype: torch.dtype, shape: Any, max_bytes: int) -> int:
 def tensor_bytes(tensor: torch.Tensor) -> memoryview:
     """The C-order bytes of a contiguous CPU tensor, without a copy."""
     return memoryview(tensor.reshape(-1).view(torch.uint8).numpy())
+
+
+def uint8_tensor(data: bytes) -> torch.Tensor:
+    """A 1-D uint8 tensor holding a copy of `data` (which may be empty)."""
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)

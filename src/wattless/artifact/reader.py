@@ -1,9 +1,9 @@
 """Read a `.wlz` file without trusting it.
 
 Whatever the bytes, the reader returns or raises ArtifactError with one line naming the file.
-It executes nothing from the file, and it allocates no more than the file's size plus
-`max_tensor_bytes` per tensor: the header length is checked before parsing, every shape and
-size before loading or decompressing.
+It executes nothing from the file, and it allocates no more than the file's size plus a small
+multiple of `max_tensor_bytes` per tensor: the header length is checked before parsing, every
+shape and size before loading or decompressing.
 """
 
 import os

@@ -41,8 +41,9 @@ def write_artifact(
     """Write `tensors` and JSON `metadata` to a `.wlz` file at `path` and return its size in bytes.
 
     Each tensor is stored with the encoding named in `encodings` (by tensor name; an encoding with
-    options as ``("bitpack", {"bits": 4})``), or else with whichever of ``raw`` and ``zstd`` is
-    smaller. The write is atomic: on any failure the file previously at `path`, if any, is left as it was.
+    options as ``("bitpack", {"bits": 4})``), or else with whichever of ``raw``, ``zstd`` and ``sparse``
+    (tried when at least a quarter of the values are zero) is smallest. The write is atomic: on any
+    failure the file previously at `path`, if any, is left as it was.
 
     Raises:
         ArtifactError: an unsupported tensor, metadata that is not JSON, an unknown encoding, or
@@ -108,7 +109,8 @@ def _encode(tensor: torch.Tensor, encoding: str | tuple[str, dict] | None) -> tu
         if encoding not in ENCODINGS:
             raise ArtifactError(f"unknown encoding {encoding!r}; choose one of: {', '.join(ENCODINGS)}")
         return ENCODINGS[encoding].encode(tensor)
-    candidates = [ENCODINGS[name].encode(tensor) for name in AUTOMATIC_ENCODINGS]
+    candidates = [ENCODINGS[name].encode(tensor) for name, worth_trying in AUTOMATIC_ENCODINGS.items()
+                  if worth_trying(tensor)]
     return min(candidates, key=lambda candidate: candidate[0].nbytes)  # first wins a tie, so raw
 
 
@@ -145,8 +147,13 @@ def _safetensors_header(stored: dict[str, torch.Tensor], metadata: dict[str, str
     return struct.pack("<Q", len(text)) + text
 
 
+# safetensors lays tensors out by its Dtype enum, last first (so by item size), then by name.
+_SAFETENSORS_DTYPES = ("BOOL", "U8", "I8", "I16", "F16", "BF16", "I32", "F32", "I64")
+_SAFETENSORS_DTYPE_RANK = {code: rank for rank, code in enumerate(_SAFETENSORS_DTYPES)}
+
+
 def _layout_order(stored: dict[str, torch.Tensor]) -> list[str]:
-    return sorted(stored, key=lambda name: (-stored[name].element_size(), name))
+    return sorted(stored, key=lambda name: (-_SAFETENSORS_DTYPE_RANK[SAFETENSORS_CODE[stored[name].dtype]], name))
 
 
 def _write_body(file: BinaryIO, header: bytes, stored: dict[str, torch.Tensor]) -> None:

@@ -1,3 +1,3 @@
 """Pruning techniques."""
 
-from . import magnitude  # noqa: F401  (registers prune.magnitude)
+from . import magnitude, nm, structured  # noqa: F401  (registers prune.magnitude, prune.nm, prune.structured)

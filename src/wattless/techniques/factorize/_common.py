@@ -1,0 +1,97 @@
+"""What every factorization shares: the config base with its one-rank-rule check, layer selection,
+replacing a layer by its factors, and fine-tuning."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict, Field, model_validator
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ...errors import ConfigError
+from ...train import TrainConfig, fit
+from .._registry import Context, TechniqueConfig
+
+
+class FactorizeConfig(TechniqueConfig):
+    """Fields of every factorization; subclasses name their rank rules, of which exactly one is given."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)  # nn.Sequential layer names such as 1 in layers=[1]
+    RANK_RULES: ClassVar[tuple[str, ...]] = ()
+    layers: list[str] | None = Field(None, description="layer names; default: every supported layer")
+    finetune_epochs: int = Field(2, ge=0, le=1000)
+    lr: float = Field(1e-3, gt=0, description="fine-tuning learning rate")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_rule_only_alone(cls, data: Any) -> Any:
+        """The first rank rule has a default, which stands aside when another rule is given."""
+        if isinstance(data, dict) and cls.RANK_RULES and cls.RANK_RULES[0] not in data:
+            if any(data.get(rule) is not None for rule in cls.RANK_RULES[1:]):
+                return {**data, cls.RANK_RULES[0]: None}
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one_rank_rule(self) -> FactorizeConfig:
+        given = [rule for rule in self.RANK_RULES if getattr(self, rule) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(self.RANK_RULES)}; got {', '.join(given) or 'none'}")
+        return self
+
+
+def select_layers(model: nn.Module, cfg: FactorizeConfig, supported: Callable[[nn.Module], bool], what: str,
+                  default_names: list[str] | None = None) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of the layers to factorize: ``cfg.layers``, else those of ``default_names`` that are
+    ``supported``, else every ``supported`` layer (``what`` describes them in errors).
+
+    Raises:
+        ConfigError: a named layer does not exist or is not supported, or was already pruned or quantized
+            (factorize first: its factors would drop the mask or codes).
+    """
+    modules = dict(model.named_modules())
+    candidates = [name for name, module in modules.items() if supported(module)]
+    if cfg.layers is None:
+        chosen = [name for name in candidates if default_names is None or name in default_names]
+    else:
+        for name in cfg.layers:
+            if name not in candidates:
+                found = f"a {type(modules[name]).__name__}" if name in modules else "not in the model"
+                raise ConfigError(f"layer {name!r} is {found}; this technique factorizes {what}: {candidates}")
+        chosen = list(dict.fromkeys(cfg.layers))
+    for name in chosen:
+        if parametrize.is_parametrized(modules[name]) or any(True for _ in modules[name].children()):
+            raise ConfigError(f"layer {name!r} is already pruned or quantized; factorize before those steps")
+    return [(name, modules[name]) for name in chosen]
+
+
+def replace_layer(model: nn.Module, name: str, replacement: nn.Module) -> None:
+    """Put ``replacement`` where the submodule ``name`` was."""
+    parent_name, _, attribute = name.rpartition(".")
+    setattr(model.get_submodule(parent_name), attribute, replacement)
+
+
+def layer_to_replay(model: nn.Module, edit: dict[str, Any], layer_type: type[nn.Module]) -> nn.Module:
+    """The ``layer_type`` module an edit names; ValueError (not AttributeError) when the file is wrong."""
+    try:
+        layer = model.get_submodule(str(edit["layer"]))
+    except AttributeError:
+        raise ValueError(f"the model has no layer {edit['layer']!r}") from None
+    if not isinstance(layer, layer_type):
+        raise ValueError(f"layer {edit['layer']!r} is {type(layer).__name__}, not {layer_type.__name__}")
+    return layer
+
+
+def check_rank(rank: int, limit: int, name: str, what: str) -> int:
+    """``rank`` if it is at most ``limit``, else a ConfigError naming the layer and its limit."""
+    if rank > limit:
+        raise ConfigError(f"rank {rank} is larger than layer {name!r} allows ({what}: at most {limit}); "
+                          "lower it or choose layers with `layers=[...]`")
+    return rank
+
+
+def finetune(model: nn.Module, cfg: FactorizeConfig, ctx: Context) -> None:
+    """Fine-tune all weights for ``cfg.finetune_epochs`` epochs (none: the model is left as factorized)."""
+    if cfg.finetune_epochs:
+        fit(model, ctx.dataset, TrainConfig(epochs=cfg.finetune_epochs, lr=cfg.lr, seed=ctx.seed))

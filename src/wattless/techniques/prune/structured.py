@@ -1,0 +1,207 @@
+"""Structured pruning: remove whole filters, channels and neurons, so the model is physically smaller and
+faster in every engine, then fine-tune.
+
+Built on Torch-Pruning's dependency graph (Fang et al., 2023, "DepGraph"), which keeps coupled layers
+consistent: removing a layer's output channel also removes the next layer's matching inputs (through
+flattening), BatchNorm entries and residual partners. Channels are ranked by L1 filter norm (Li et al.,
+2017), first-order Taylor importance (Molchanov et al., 2017, 2019) or ThiNet's greedy next-layer
+reconstruction (Luo et al., 2017); see :mod:`.channel_importance`. Layers that produce the model's
+outputs keep their size.
+
+The edit is saved as Torch-Pruning's pruning history (layer names and channel indices, plain JSON) and
+replayed on a freshly built model when the file is loaded, so no pickled module is needed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch_pruning as tp
+from pydantic import ConfigDict, Field
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ...data import Dataset
+from ...errors import ConfigError
+from ...structure import record_edit, register_edit
+from ...train import TrainConfig, fit
+from .._registry import Context, TechniqueConfig, register_technique
+from .channel_importance import l1_scores, taylor_scores, thinet_scores
+
+CALIBRATION_SAMPLES = 512
+"""Training samples used to score channels (Taylor, ThiNet)."""
+_MAX_REPLAY_INPUT_ELEMENTS = 2**26
+"""Largest example input a replayed edit may ask for (a corrupt file must not allocate gigabytes)."""
+_OPTYPE = tp.ops.OPTYPE
+_CHANNEL_PRESERVING = {_OPTYPE.ELEMENTWISE, _OPTYPE.RESHAPE, _OPTYPE.CONCAT, _OPTYPE.SPLIT, _OPTYPE.SLICE,
+                       _OPTYPE.UNBIND, _OPTYPE.EXPAND, _OPTYPE.OUTPUT}
+"""Graph ops that pass channels through, so a layer behind them still shapes the model's outputs."""
+
+
+class StructuredPruneConfig(TechniqueConfig):
+    model_config = ConfigDict(coerce_numbers_to_str=True)  # layer names such as 1 in ignore=[1]
+
+    ratio: float = Field(0.5, gt=0.0, lt=1.0, description="fraction of channels removed from every prunable layer")
+    importance: Literal["l1", "taylor", "thinet"] = "l1"
+    finetune_epochs: int = Field(2, ge=0, le=1000)
+    lr: float = Field(1e-3, gt=0, description="fine-tuning learning rate")
+    round_to: int | None = Field(None, ge=1, description="keep a multiple of this many channels per layer")
+    ignore: list[str] = Field(default_factory=list, description="layers (and children) whose outputs keep all channels")
+
+
+@register_technique("prune.structured", StructuredPruneConfig)
+def prune_structured(model: nn.Module, cfg: StructuredPruneConfig, ctx: Context) -> nn.Module:
+    """Remove a fraction of every layer's channels (the model shrinks), keeping coupled layers consistent."""
+    check_prunable(model)
+    was_training = model.training
+    input_shape = ctx.dataset.input_shape
+    with torch.enable_grad():  # Torch-Pruning traces the graph through autograd
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=_example_input(model, input_shape),
+                                                      verbose=False)
+        groups = list(graph.get_all_groups(ignored_layers=_kept_layers(model, graph, cfg.ignore)))
+        scores = _channel_scores(model, groups, cfg.importance, ctx)
+    names = {module: name for name, module in model.named_modules()}
+    plans = []  # every group is scored and checked on the unpruned model before any is pruned
+    for group, score in zip(groups, scores, strict=True):
+        root, handler = group[0].dep.target.module, group[0].dep.handler
+        count = channels_to_remove(len(score), cfg.ratio, cfg.round_to, names[root])
+        idxs = score.argsort(stable=True)[:count].tolist()
+        if count and not graph.check_pruning_group(graph.get_pruning_group(root, handler, idxs)):
+            raise ConfigError(f"ratio={cfg.ratio} would remove every channel of a layer coupled to {names[root]!r}; "
+                              f"lower ratio or add {names[root]!r} to ignore")
+        if count:
+            plans.append((root, handler, idxs))
+    for root, handler, idxs in plans:  # groups do not overlap, so each root's indices stay valid
+        graph.get_pruning_group(root, handler, idxs).prune()
+    history = [[name, bool(is_output), [int(i) for i in idxs]] for name, is_output, idxs in graph.pruning_history()]
+    record_edit(model, {"kind": "torch_pruning", "input_shape": list(input_shape), "history": history})
+    model.train(was_training)
+    if cfg.finetune_epochs:
+        fit(model, ctx.dataset, TrainConfig(epochs=cfg.finetune_epochs, lr=cfg.lr, seed=ctx.seed))
+    return model
+
+
+def check_prunable(model: nn.Module) -> None:
+    """Refuse layers Torch-Pruning cannot keep consistent: custom modules with weights of their own, and
+    parametrized (masked or quantized) layers, whose stored tensors would no longer match."""
+    for name, module in model.named_modules():
+        if parametrize.is_parametrized(module):
+            raise ConfigError(f"prune.structured cannot prune layer {name!r}: it is masked or quantized by an earlier "
+                              "step; put prune.structured first in the recipe")
+        own_weights = next(module.parameters(recurse=False), None) is not None
+        if own_weights and tp.ops.module2type(module) == _OPTYPE.ELEMENTWISE:
+            raise ConfigError(f"prune.structured cannot prune layer {name or '<model>'!r} ({type(module).__name__}): "
+                              "it has weights of its own that Torch-Pruning has no rule for (it handles Linear, Conv, "
+                              "BatchNorm, LayerNorm, GroupNorm, PReLU, Embedding, LSTM, MultiheadAttention); "
+                              "use prune.magnitude or prune.nm on this model")
+
+
+def channels_to_remove(channels: int, ratio: float, round_to: int | None, layer: str) -> int:
+    """How many of a layer's ``channels`` to remove so that ``round((1 - ratio) * channels)`` remain, rounded
+    to a multiple of ``round_to``; ConfigError if none would remain."""
+    step = round_to or 1
+    keep = min(channels, step * round(channels * (1 - ratio) / step))
+    if keep < 1:
+        rounding = f" and round_to={round_to}" if round_to else ""
+        raise ConfigError(f"ratio={ratio}{rounding} would remove all {channels} channels of layer {layer!r}; "
+                          f"lower ratio{' or round_to' if round_to else ''}, or add {layer!r} to ignore")
+    return channels - keep
+
+
+def output_layers(graph: tp.DependencyGraph) -> list[nn.Module]:
+    """Layers whose outputs reach the model's outputs through channel-preserving ops only."""
+    stack = [node for node in graph.module2node.values() if not node.outputs]
+    found, seen = [], set()
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            if node.type in _CHANNEL_PRESERVING:
+                stack.extend(node.inputs)
+            else:
+                found.append(node.module)
+    return found
+
+
+def _kept_layers(model: nn.Module, graph: tp.DependencyGraph, ignore: list[str]) -> list[nn.Module]:
+    """The output layers and the user's ``ignore`` layers with all their children."""
+    modules = dict(model.named_modules())
+    unknown = [name for name in ignore if name not in modules]
+    if unknown:
+        layers = [n for n, m in modules.items() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
+        raise ConfigError(f"ignore names unknown layers {unknown}; layers of this model: {', '.join(layers[:20])}")
+    return output_layers(graph) + [sub for name in ignore for sub in modules[name].modules()]
+
+
+def _channel_scores(model: nn.Module, groups: list, importance: str, ctx: Context) -> list[torch.Tensor]:
+    if importance == "l1":
+        return l1_scores(groups)
+    X, y = _calibration_data(ctx.dataset, ctx.seed, model)
+    model.eval()  # no dropout, no BatchNorm statistics updates while scoring
+    if importance == "taylor":
+        return taylor_scores(model, groups, X, y, ctx.dataset.task)
+    return thinet_scores(model, groups, X, torch.Generator().manual_seed(ctx.seed))
+
+
+def _calibration_data(data: Dataset, seed: int, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """CALIBRATION_SAMPLES training samples drawn with ``seed``, as tensors on the model's device."""
+    rows = np.random.default_rng(seed).permutation(len(data.X_train))[:CALIBRATION_SAMPLES]
+    device = _device_of(model)
+    y_dtype = torch.long if data.task == "classification" else torch.float32
+    return (torch.as_tensor(data.X_train[rows], device=device),
+            torch.as_tensor(data.y_train[rows], dtype=y_dtype, device=device))
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def _example_input(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """A zero batch of one on the model's device (``meta`` for the skeleton a model file is checked against)."""
+    return torch.zeros(1, *input_shape, device=_device_of(model))
+
+
+@register_edit("torch_pruning")
+def replay_pruning(model: nn.Module, edit: dict[str, Any]) -> None:
+    """Re-apply a recorded Torch-Pruning history to a freshly built model; ValueError if it does not fit.
+
+    Like Torch-Pruning's ``load_pruning_history``, but every step's indices are checked against the
+    layer's current width first: its pruning functions trust them, and a file may be corrupt.
+    """
+    input_shape, history = _checked_edit(model, edit)
+    with torch.enable_grad():
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=_example_input(model, input_shape),
+                                                      verbose=False)
+    for name, is_output, idxs in history:
+        layer = model.get_submodule(name)
+        pruner = graph.get_pruner_of_module(layer)
+        if pruner is None:
+            raise ValueError(f"pruning history names layer {name!r}, which cannot be pruned")
+        width = pruner.get_out_channels(layer) if is_output else pruner.get_in_channels(layer)
+        if width is None or len(set(idxs)) != len(idxs) or len(idxs) >= width or max(idxs, default=0) >= width:
+            raise ValueError(f"pruning history removes channels {str(idxs)[:60]} of {name!r}, which has {width}")
+        group = graph.get_pruning_group(layer, pruner.prune_out_channels if is_output else pruner.prune_in_channels,
+                                        idxs)
+        if not graph.check_pruning_group(group):
+            raise ValueError(f"pruning history would empty a layer coupled to {name!r}")
+        group.prune(record_history=False)
+
+
+def _checked_edit(model: nn.Module, edit: dict[str, Any]) -> tuple[tuple[int, ...], list]:
+    """The edit's example input shape and history, after checking their types and layer names."""
+    shape, history = edit.get("input_shape"), edit.get("history")
+    if not (isinstance(shape, list) and shape and all(type(d) is int and d > 0 for d in shape)
+            and math.prod(shape) <= _MAX_REPLAY_INPUT_ELEMENTS):
+        raise ValueError(f"bad input_shape {str(shape)[:80]} in a torch_pruning edit")
+    if not isinstance(history, list):
+        raise ValueError("the torch_pruning edit has no history list")
+    names = {name for name, _ in model.named_modules()}
+    for step in history:
+        if not (isinstance(step, list) and len(step) == 3 and step[0] in names and isinstance(step[1], bool)
+                and isinstance(step[2], list) and all(type(i) is int and i >= 0 for i in step[2])):
+            raise ValueError(f"malformed pruning step {str(step)[:80]}")
+    return tuple(shape), history
