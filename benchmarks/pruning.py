@@ -27,15 +27,15 @@ VARIANTS = {
     "lenet300": {
         "prune90": ["prune.magnitude:sparsity=0.9,scope=global,schedule=gradual,finetune_epochs=6,lr=0.001"],
         "prune95": ["prune.magnitude:sparsity=0.95,scope=global,schedule=gradual,finetune_epochs=8,lr=0.001"],
-        "structured50": ["prune.structured:ratio=0.5,importance=l1,finetune_epochs=3"],
-        "svd": ["factorize.svd:ratio=0.2,finetune_epochs=3"],
+        "structured50": ["prune.structured:ratio=0.5,importance=taylor,finetune_epochs=3"],
+        "svd": ["factorize.svd:ratio=0.25,finetune_epochs=3"],
         "kmeans16": ["share.kmeans:clusters=16,finetune_epochs=1"],
         "prune90+kmeans16": ["prune.magnitude:sparsity=0.9,scope=global,schedule=gradual,finetune_epochs=6,lr=0.001",
                              "share.kmeans:clusters=16,finetune_epochs=1"],
         "nm2:4": ["prune.nm:n=2,m=4,finetune_epochs=3,lr=0.001"],
     },
     "lenet5": {
-        "structured50": ["prune.structured:ratio=0.5,importance=l1,finetune_epochs=3"],
+        "structured50": ["prune.structured:ratio=0.5,importance=thinet,finetune_epochs=6"],
         "tucker": ["factorize.tucker:ratio=0.5,finetune_epochs=3"],
         "cp": ["factorize.cp:ratio=0.5,finetune_epochs=3"],
     },
