@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ...errors import ConfigError
+from ...structure import record_edit
 from ...train import TrainConfig, fit
 from .._registry import Context, TechniqueConfig
 
@@ -89,6 +90,26 @@ def check_rank(rank: int, limit: int, name: str, what: str) -> int:
         raise ConfigError(f"rank {rank} is larger than layer {name!r} allows ({what}: at most {limit}); "
                           "lower it or choose layers with `layers=[...]`")
     return rank
+
+
+Plan = Callable[[str, nn.Module], "tuple[nn.Module, dict[str, Any]] | None"]
+"""``plan(name, layer)`` -> (replacement, edit fields) or None to keep the layer (no fewer weights)."""
+
+
+def factorize_layers(model: nn.Module, cfg: FactorizeConfig, ctx: Context, layers: list[tuple[str, nn.Module]],
+                     plan: Plan) -> nn.Module:
+    """Replace each planned layer, record its structural edit, then fine-tune once if anything changed."""
+    changed = False
+    for name, layer in layers:
+        planned = plan(name, layer)
+        if planned is not None:
+            replacement, edit = planned
+            replace_layer(model, name, replacement)
+            record_edit(model, {**edit, "layer": name})
+            changed = True
+    if changed:
+        finetune(model, cfg, ctx)
+    return model
 
 
 def finetune(model: nn.Module, cfg: FactorizeConfig, ctx: Context) -> None:

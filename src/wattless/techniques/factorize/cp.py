@@ -17,9 +17,9 @@ from pydantic import Field
 from tensorly.decomposition import parafac
 from torch import nn
 
-from ...structure import record_edit, register_edit
+from ...structure import register_edit
 from .._registry import Context, register_technique
-from ._common import FactorizeConfig, check_rank, finetune, layer_to_replay, replace_layer, select_layers
+from ._common import FactorizeConfig, check_rank, factorize_layers, layer_to_replay, replace_layer, select_layers
 from .tucker import is_dense_conv
 
 ALS_ITERATIONS, ALS_TOLERANCE = 500, 1e-9
@@ -91,20 +91,17 @@ def cp_conv(conv: nn.Conv2d, rank: int, seed: int = 0) -> nn.Sequential:
 @register_technique("factorize.cp", CPConfig)
 def factorize_cp(model: nn.Module, cfg: CPConfig, ctx: Context) -> nn.Module:
     """Replace Conv2d layers by 1x1, depthwise kx1 and 1xk, and 1x1 convolutions (CP), then fine-tune."""
-    changed = False
-    for name, conv in select_layers(model, cfg, is_dense_conv, "Conv2d layers with groups=1"):
+    def plan(name: str, conv: nn.Conv2d):
         if cfg.rank is not None:
             rank = check_rank(cfg.rank, max_cp_rank(conv), name, "kernel size over its largest mode")
         else:
             rank = min(math.ceil(cfg.ratio * max(conv.in_channels, conv.out_channels)), max_cp_rank(conv))
         if cp_params(conv, rank) >= conv.weight.numel():
-            continue  # the factors would hold as many weights as the layer
-        replace_layer(model, name, cp_conv(conv, rank, seed=ctx.seed))
-        record_edit(model, {"kind": "factorize.cp", "layer": name, "rank": rank})
-        changed = True
-    if changed:
-        finetune(model, cfg, ctx)
-    return model
+            return None  # the factors would hold as many weights as the layer
+        return cp_conv(conv, rank, seed=ctx.seed), {"kind": "factorize.cp", "rank": rank}
+
+    layers = select_layers(model, cfg, is_dense_conv, "Conv2d layers with groups=1")
+    return factorize_layers(model, cfg, ctx, layers, plan)
 
 
 @register_edit("factorize.cp")

@@ -13,9 +13,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from ...structure import record_edit, register_edit
+from ...structure import register_edit
 from .._registry import Context, register_technique
-from ._common import FactorizeConfig, check_rank, finetune, layer_to_replay, replace_layer, select_layers
+from ._common import FactorizeConfig, check_rank, factorize_layers, layer_to_replay, replace_layer, select_layers
 
 
 class SVDConfig(FactorizeConfig):
@@ -71,20 +71,18 @@ def svd_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
 def factorize_svd(model: nn.Module, cfg: SVDConfig, ctx: Context) -> nn.Module:
     """Replace Linear layers by two low-rank Linear layers (truncated SVD), then fine-tune."""
     all_linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    changed = False
-    for name, linear in select_layers(model, cfg, lambda module: isinstance(module, nn.Linear), "Linear layers",
-                                      default_names=all_linear[:-1]):
+    layers = select_layers(model, cfg, lambda module: isinstance(module, nn.Linear), "Linear layers",
+                           default_names=all_linear[:-1])
+
+    def plan(name: str, linear: nn.Linear):
         limit = min(linear.in_features, linear.out_features)
         rank = check_rank(svd_rank(torch.linalg.svdvals(linear.weight.detach().double()), cfg), limit, name,
                           f"Linear {linear.in_features}->{linear.out_features}")
         if rank * (linear.in_features + linear.out_features) >= linear.in_features * linear.out_features:
-            continue  # the factors would hold as many parameters as the layer
-        replace_layer(model, name, svd_linear(linear, rank))
-        record_edit(model, {"kind": "factorize.svd", "layer": name, "rank": rank})
-        changed = True
-    if changed:
-        finetune(model, cfg, ctx)
-    return model
+            return None  # the factors would hold as many parameters as the layer
+        return svd_linear(linear, rank), {"kind": "factorize.svd", "rank": rank}
+
+    return factorize_layers(model, cfg, ctx, layers, plan)
 
 
 @register_edit("factorize.svd")

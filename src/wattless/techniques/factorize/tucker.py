@@ -18,9 +18,9 @@ from pydantic import Field
 from tensorly.decomposition import partial_tucker
 from torch import nn
 
-from ...structure import record_edit, register_edit
+from ...structure import register_edit
 from .._registry import Context, register_technique
-from ._common import FactorizeConfig, check_rank, finetune, layer_to_replay, replace_layer, select_layers
+from ._common import FactorizeConfig, check_rank, factorize_layers, layer_to_replay, replace_layer, select_layers
 from .vbmf import vbmf_rank
 
 Rank = Annotated[int, Field(ge=1)]
@@ -87,19 +87,16 @@ def tucker2_conv(conv: nn.Conv2d, r_in: int, r_out: int) -> nn.Sequential:
 @register_technique("factorize.tucker", TuckerConfig)
 def factorize_tucker(model: nn.Module, cfg: TuckerConfig, ctx: Context) -> nn.Module:
     """Replace Conv2d layers by 1x1, core and 1x1 convolutions (Tucker-2), then fine-tune."""
-    changed = False
-    for name, conv in select_layers(model, cfg, is_dense_conv, "Conv2d layers with groups=1"):
+    def plan(name: str, conv: nn.Conv2d):
         r_in, r_out = tucker_ranks(conv, cfg)
         check_rank(r_in, conv.in_channels, name, "input channels")
         check_rank(r_out, conv.out_channels, name, "output channels")
         if tucker_params(conv, r_in, r_out) >= conv.weight.numel():
-            continue  # the factors would hold as many weights as the layer
-        replace_layer(model, name, tucker2_conv(conv, r_in, r_out))
-        record_edit(model, {"kind": "factorize.tucker", "layer": name, "ranks": [r_in, r_out]})
-        changed = True
-    if changed:
-        finetune(model, cfg, ctx)
-    return model
+            return None  # the factors would hold as many weights as the layer
+        return tucker2_conv(conv, r_in, r_out), {"kind": "factorize.tucker", "ranks": [r_in, r_out]}
+
+    layers = select_layers(model, cfg, is_dense_conv, "Conv2d layers with groups=1")
+    return factorize_layers(model, cfg, ctx, layers, plan)
 
 
 @register_edit("factorize.tucker")
