@@ -121,3 +121,22 @@ def test_sparse_is_tried_only_on_a_tensor_at_least_a_quarter_zeros(tmp_path, mon
     tensor[:zeros] = 0
     write_artifact(tmp_path / "m.wlz", {"w": tensor}, {})
     assert bool(calls) == tried
+
+
+def test_bitpacked_codes_that_are_mostly_zero_may_be_stored_sparse(tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    from wattless.artifact import read_artifact, write_artifact
+
+    codes = torch.zeros(300, 784, dtype=torch.int32)
+    generator = torch.Generator().manual_seed(0)
+    kept = torch.rand(codes.shape, generator=generator) < 0.1
+    codes[kept] = torch.randint(1, 16, (int(kept.sum()),), generator=generator, dtype=torch.int32)
+    size = write_artifact(tmp_path / "c.wlz", {"codes": codes}, {}, encodings={"codes": ("bitpack", {"bits": 4})})
+    tensors, _ = read_artifact(tmp_path / "c.wlz")
+    assert torch.equal(tensors["codes"], codes)
+    with safe_open(tmp_path / "c.wlz", "pt") as file:
+        assert json.loads(file.metadata()["encodings"])["codes"]["encoding"] == "sparse"
+    assert size < codes.numel() * 4 / 8  # smaller than the 4-bit packing alone

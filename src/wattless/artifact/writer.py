@@ -28,6 +28,7 @@ from wattless.artifact.format import (
     canonical_json,
     tensor_bytes,
 )
+from wattless.artifact.sparse import mostly_zero
 from wattless.errors import ArtifactError
 
 
@@ -102,9 +103,13 @@ def _encode(tensor: torch.Tensor, encoding: str | tuple[str, dict] | None) -> tu
         if name not in PARAMETRIC_ENCODERS:
             raise ArtifactError(f"encoding {name!r} takes no options; choose one of: {', '.join(PARAMETRIC_ENCODERS)}")
         try:
-            return PARAMETRIC_ENCODERS[name](tensor, **options)
+            packed = PARAMETRIC_ENCODERS[name](tensor, **options)
         except (TypeError, ValueError) as error:
             raise ArtifactError(f"cannot encode {tuple(tensor.shape)} {tensor.dtype} as {name}: {error}") from error
+        if not mostly_zero(tensor):
+            return packed
+        # Codes of pruned weights are mostly the zero code: their positions plus the kept codes can be smaller.
+        return min((packed, ENCODINGS["sparse"].encode(tensor)), key=lambda candidate: candidate[0].nbytes)
     if encoding is not None:
         if encoding not in ENCODINGS:
             raise ArtifactError(f"unknown encoding {encoding!r}; choose one of: {', '.join(ENCODINGS)}")
