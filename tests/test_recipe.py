@@ -43,3 +43,11 @@ def test_invalid_recipes_are_refused_before_any_work(tmp_path, text, message):
 def test_missing_recipe_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         Recipe.from_yaml(tmp_path / "nope.yaml")
+
+
+def test_calibration_methods_match_the_int8_quantizer():
+    """recipe.py keeps its own list so `import wattless` does not load ONNX Runtime; it must not drift."""
+    from wattless.deploy import CALIBRATION_METHODS as quantizer_methods
+    from wattless.recipe import CALIBRATION_METHODS
+
+    assert set(CALIBRATION_METHODS) == set(quantizer_methods)

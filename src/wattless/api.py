@@ -19,7 +19,6 @@ from .techniques import Context, TechniqueConfig, describe_step, get_technique, 
 from .train import TrainConfig, fit, seed_everything
 
 Step = tuple[str, TechniqueConfig]
-CALIBRATION_SAMPLES = 1024
 
 
 def as_dataset(dataset: Dataset | str, **options) -> Dataset:
@@ -114,7 +113,7 @@ def export(model: WattlessModel | str | Path, path: str | Path, *, int8: bool = 
     """Export to ONNX (fp32, or static QDQ int8 calibrated on the training split of ``dataset``)."""
     from .deploy import export_onnx, quantize_int8
     from .measurement.ops import count_params
-    from .measurement.record import check_compatible, fp32_state_dict_bytes
+    from .measurement.record import CALIBRATION_SAMPLES, check_compatible, fp32_state_dict_bytes
 
     if not isinstance(model, WattlessModel):
         model = load(model, trust_code=trust_code)

@@ -29,13 +29,12 @@ from ..errors import ConfigError, DataError
 from ._io import (
     atomic_output,
     check_sample_shape,
-    first_line,
     graph_input,
     load_onnx_model,
     metadata_props,
     write_onnx_model,
 )
-from .runtime import OnnxModel
+from .runtime import predict_or_bug
 
 CALIBRATION_METHODS = {
     "minmax": CalibrationMethod.MinMax,
@@ -179,11 +178,6 @@ def _checked_calibration(calibration: np.ndarray, sample_shape: tuple, path: str
 
 def _check_runs(path: Path, batch: np.ndarray) -> None:
     """Run the quantized model once; a crash or non-finite output is a bug, not a user error."""
-    try:
-        outputs = OnnxModel(path).predict(batch)
-    except Exception as error:
-        raise RuntimeError(
-            f"the int8 ONNX model does not run in ONNX Runtime: {first_line(error)}"
-        ) from error
+    outputs = predict_or_bug(path, batch, "the int8 ONNX model")
     if not np.isfinite(outputs).all():
         raise RuntimeError("the int8 ONNX model produces NaN or infinite outputs; this is a wattless bug")

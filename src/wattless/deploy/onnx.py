@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import ConfigError, DataError, ModelError
 from ..io import deployable_module
 from ._io import atomic_output, first_line, set_metadata_props, write_onnx_model
-from .runtime import OnnxModel
+from .runtime import predict_or_bug
 
 CHECK_RTOL, CHECK_ATOL = 1e-4, 1e-5
 """Tolerances of the ONNX Runtime vs PyTorch output check."""
@@ -160,12 +160,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def _check_against_torch(path: Path, sample: np.ndarray, expected: np.ndarray) -> None:
-    try:
-        actual = OnnxModel(path).predict(sample)
-    except Exception as error:
-        raise RuntimeError(
-            f"the exported ONNX graph does not run in ONNX Runtime: {first_line(error)}"
-        ) from error
+    actual = predict_or_bug(path, sample, "the exported ONNX graph")
     if actual.shape != expected.shape or not np.allclose(actual, expected, rtol=CHECK_RTOL, atol=CHECK_ATOL):
         worst = np.max(np.abs(actual - expected)) if actual.shape == expected.shape else "n/a (shapes differ)"
         raise RuntimeError(

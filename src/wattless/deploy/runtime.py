@@ -100,3 +100,15 @@ def _session_options(threads: int) -> ort.SessionOptions:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: keep ORT's optimizer notes off the console
     return options
+
+
+def predict_or_bug(path: str | os.PathLike, batch: np.ndarray, what: str) -> np.ndarray:
+    """Outputs of a file wattless just wrote, on ``batch``; any failure is a wattless bug (RuntimeError).
+
+    Args:
+        what: how to name the file in the message, e.g. ``"the int8 ONNX model"``.
+    """
+    try:
+        return OnnxModel(path).predict(batch)
+    except Exception as error:
+        raise RuntimeError(f"{what} does not run in ONNX Runtime: {first_line(error)}") from error
