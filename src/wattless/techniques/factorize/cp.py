@@ -14,7 +14,6 @@ import warnings
 
 import torch
 from pydantic import Field
-from tensorly.decomposition import parafac
 from torch import nn
 
 from ...structure import register_edit
@@ -73,6 +72,7 @@ def cp_conv(conv: nn.Conv2d, rank: int, seed: int = 0) -> nn.Sequential:
     kernel = conv.weight.detach().double().cpu().numpy()
     with warnings.catch_warnings():  # a rank above a mode's size makes the SVD initialisation say so
         warnings.filterwarnings("ignore", message="Trying to compute SVD")
+        from tensorly.decomposition import parafac  # here, not at import: tensorly takes ~0.2 s to load
         weights, factors = parafac(kernel, rank, init="svd", normalize_factors=True, n_iter_max=ALS_ITERATIONS,
                                    tol=ALS_TOLERANCE, random_state=seed)
     out_factor, in_factor, vertical, horizontal = (factor * weights**0.25 for factor in factors)  # weights >= 0

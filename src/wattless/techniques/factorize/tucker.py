@@ -15,7 +15,6 @@ from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
-from tensorly.decomposition import partial_tucker
 from torch import nn
 
 from ...structure import register_edit
@@ -72,6 +71,7 @@ def tucker_structure(conv: nn.Conv2d, r_in: int, r_out: int) -> nn.Sequential:
 def tucker2_conv(conv: nn.Conv2d, r_in: int, r_out: int) -> nn.Sequential:
     """``conv`` as its Tucker-2 decomposition at ranks ``(r_in, r_out)`` (exact at full ranks)."""
     kernel = conv.weight.detach().double().cpu().numpy()
+    from tensorly.decomposition import partial_tucker  # here, not at import: tensorly takes ~0.2 s to load
     (core, (out_factor, in_factor)), _ = partial_tucker(kernel, rank=[r_out, r_in], modes=[0, 1], init="svd")
     layers = tucker_structure(conv, r_in, r_out)
     as_weight = {"device": conv.weight.device, "dtype": conv.weight.dtype}
