@@ -66,3 +66,29 @@ def test_config_rejects_unknown_and_out_of_range_fields():
         TrainConfig(lr=-1)
     with pytest.raises(ValidationError):
         TrainConfig(optimizer="lion")
+
+
+def test_loss_hook_replaces_the_criterion_and_gets_training_rows(digits):
+    def fresh():
+        return wattless.train("mlp", digits, model_kwargs={"hidden": [16]}, epochs=0, seed=1).module
+
+    cfg = TrainConfig(epochs=2, lr=1e-2, seed=0)
+    reference = fresh()
+    fit(reference, digits, cfg)
+    y = torch.as_tensor(digits.y_train, dtype=torch.long)
+    seen = []
+
+    def same_loss_by_index(outputs, idx):
+        seen.append(idx)
+        return torch.nn.functional.cross_entropy(outputs, y[idx])
+
+    hooked = fresh()
+    fit(hooked, digits, cfg, loss=same_loss_by_index)
+    assert torch.equal(torch.cat(seen).sort().values, torch.arange(len(y)).repeat_interleave(2))  # each row per epoch
+    for a, b in zip(reference.parameters(), hooked.parameters(), strict=True):
+        assert torch.equal(a, b)  # the indices are the batch's rows, so the same loss gives the same weights
+
+    flat = fresh()
+    start = [p.detach().clone() for p in flat.parameters()]
+    fit(flat, digits, cfg, loss=lambda outputs, idx: 0.0 * outputs.sum(), best_from_epoch=2)  # keeps the last epoch
+    assert all(torch.equal(a, b) for a, b in zip(start, flat.parameters(), strict=True))  # zero gradients: no step

@@ -107,6 +107,8 @@ def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 StepCallback = Callable[[int], None]
+BatchLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``loss(outputs, idx) -> scalar``: a training loss given a batch's outputs and its training-set row indices."""
 
 
 def steps_per_epoch(data: Dataset, cfg: TrainConfig) -> int:
@@ -116,7 +118,7 @@ def steps_per_epoch(data: Dataset, cfg: TrainConfig) -> int:
 
 def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
         on_epoch: EpochCallback | None = None, on_step: StepCallback | None = None,
-        best_from_epoch: int = 0) -> dict[str, Any]:
+        best_from_epoch: int = 0, loss: BatchLoss | None = None) -> dict[str, Any]:
     """Train ``model`` in place on ``data`` and return the history.
 
     The weights of the epoch with the best validation metric are restored at the end, so
@@ -154,13 +156,15 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
         total, seen = 0.0, 0
         for idx in torch.randperm(len(X), generator=order).split(cfg.batch_size):
             optimizer.zero_grad(set_to_none=True)
-            loss = criterion(_as_loss_input(model(X[idx]), data.task), y[idx])
-            loss.backward()
+            outputs = model(X[idx])
+            batch_loss = (loss(outputs, idx) if loss is not None
+                          else criterion(_as_loss_input(outputs, data.task), y[idx]))
+            batch_loss.backward()
             optimizer.step()
             step += 1
             if on_step is not None:
                 on_step(step)
-            total, seen = total + loss.item() * len(idx), seen + len(idx)
+            total, seen = total + batch_loss.item() * len(idx), seen + len(idx)
         if scheduler is not None:
             scheduler.step()
         val = evaluate(model, data.X_val, data.y_val, data.task)

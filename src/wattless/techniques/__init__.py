@@ -1,6 +1,6 @@
 """Compression techniques, each a config plus an apply function, registered by dotted name."""
 
-from . import factorize, prune, quantize, share  # noqa: F401  (registers the techniques)
+from . import distill, factorize, prune, quantize, share  # noqa: F401  (registers the techniques)
 from ._registry import (
     Context,
     TechniqueConfig,
