@@ -13,8 +13,9 @@ import torch
 
 from .data import Dataset, load_dataset
 from .errors import ConfigError, ModelError
-from .io import WattlessModel, deployable_module, load, save
+from .io import WattlessModel, deployable_module, load, save  # noqa: F401  (api.save for the CLI)
 from .models import build_model, check_input_shape, is_import_path
+from .recipe import Recipe
 from .techniques import Context, TechniqueConfig, describe_step, get_technique, parse_step
 from .train import TrainConfig, fit, seed_everything
 
@@ -100,12 +101,31 @@ def apply_steps(model: WattlessModel, dataset: Dataset | str, steps: Sequence[st
     data = as_dataset(dataset)
     resolved = resolve_steps(steps)
     seed = model.meta.get("seed", 0) if seed is None else seed
-    result = WattlessModel(copy.deepcopy(model.module), json.loads(json.dumps(model.meta)))
+    result = copy_model(model)
     ctx = Context(dataset=data, seed=seed, quiet=quiet)
     for name, cfg in resolved:
         result.module = get_technique(name).apply(result.module, cfg, ctx)
+        adopt_new_architecture(result)
         result.meta["recipe"].append(describe_step(name, cfg))
     return result
+
+
+def copy_model(model: WattlessModel) -> WattlessModel:
+    """An independent copy: module deep-copied, metadata copied through JSON."""
+    return WattlessModel(copy.deepcopy(model.module), json.loads(json.dumps(model.meta)))
+
+
+NEW_SPEC_ATTRIBUTE = "_wattless_spec"
+"""A technique that returns a model of another architecture (a distillation student) sets this attribute on it
+to the student's architecture spec; :func:`apply_steps` moves it into the model's metadata."""
+
+
+def adopt_new_architecture(model: WattlessModel) -> None:
+    """Record the architecture spec a technique attached to ``model.module``, so the file builds that model."""
+    spec = getattr(model.module, NEW_SPEC_ATTRIBUTE, None)
+    if spec is not None:
+        model.meta["model"] = json.loads(json.dumps(spec))
+        delattr(model.module, NEW_SPEC_ATTRIBUTE)
 
 
 def export(model: WattlessModel | str | Path, path: str | Path, *, int8: bool = False,
@@ -155,22 +175,25 @@ def measure(model: WattlessModel | str | Path, dataset: Dataset | str, *, trust_
 
 
 def compress(model: WattlessModel | str | Path, dataset: Dataset | str, out: str | Path, *,
-             steps: Sequence[str | Step] = (), int8: bool = False, calibration: str = "minmax",
-             trust_code: bool = False, seed: int | None = None) -> Path:
-    """Apply ``steps`` then write ``out``: a ``.wlz`` model, or an ``.onnx`` (int8 with ``int8=True``)."""
-    out = Path(out)
-    if out.suffix not in (".wlz", ".onnx"):
-        raise ConfigError(f"output must end in .wlz or .onnx, got {str(out)!r}")
-    if int8 and out.suffix != ".onnx":
-        raise ConfigError(f"int8 deployment writes an ONNX file; use -o {out.with_suffix('.onnx')}")
-    if not steps and not int8:
-        raise ConfigError("nothing to do: give --int8 and/or --step TECHNIQUE[:key=value,...]")
+             steps: Sequence[str | Step] = (), recipe: Recipe | str | Path | None = None, int8: bool = False,
+             calibration: str = "minmax", trust_code: bool = False, seed: int | None = None) -> Path:
+    """Apply ``steps`` (or a ``recipe``: a :class:`Recipe`, a shipped recipe name or a YAML path) then write
+    ``out``: a ``.wlz`` model, or an ``.onnx`` file (int8 with ``int8=True`` or a recipe ending in int8).
+
+    Example:
+        >>> compress("model.wlz", "digits", "small.onnx", recipe="prune-int8")  # doctest: +SKIP
+    """
+    from .pipeline import run_recipe
+
+    if recipe is not None and steps:
+        raise ConfigError("give either steps or a recipe, not both")
+    if recipe is None:
+        recipe = Recipe(steps=resolve_steps(steps), int8=int8, calibration=calibration)
+    elif not isinstance(recipe, Recipe):
+        recipe = Recipe.load(recipe)
+    if not recipe.steps and not recipe.int8:
+        raise ConfigError("nothing to do: give --int8 and/or --step TECHNIQUE[:key=value,...] or --recipe")
     data = as_dataset(dataset)
-    resolved = resolve_steps(steps)
     if not isinstance(model, WattlessModel):
         model = load(model, trust_code=trust_code)
-    result = apply_steps(model, data, resolved, seed=seed) if resolved else model
-    if out.suffix == ".wlz":
-        save(result, out)
-        return out
-    return export(result, out, int8=int8, dataset=data, calibration=calibration)
+    return run_recipe(model, data, recipe, out, seed=seed, record=False).path

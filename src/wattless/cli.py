@@ -234,45 +234,132 @@ def _peek_meta(path: Path) -> dict | None:
 @app.command()
 def compress(
     model_path: str = typer.Argument(..., metavar="MODEL", help="The .wlz model to compress."),
-    output: Path = typer.Option(..., "-o", "--output", help="Result: .wlz, or .onnx (with --int8)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Result: .wlz, or .onnx (int8 or fp32)."),
     dataset: str | None = DatasetOpt,
     int8: bool = typer.Option(False, "--int8", help="Deploy as static int8 (QDQ) ONNX through ONNX Runtime."),
     step: list[str] | None = typer.Option(None, "--step", help="TECHNIQUE[:key=value,...] (repeat, in order)."),
-    recipe: Path | None = typer.Option(None, "--recipe", help="YAML recipe of steps."),
+    recipe: str | None = typer.Option(None, "--recipe", help="Recipe: a YAML file or a shipped name "
+                                      "(`wattless list recipes`)."),
+    max_drop: float | None = typer.Option(None, "--max-drop", help="Accuracy budget in points (regression: % of "
+                                          "RMSE): try the ladder of shipped recipes, keep the best within it."),
+    objective: str = typer.Option("size", "--objective", help="With --max-drop: size, latency or energy."),
+    ladder: Path | None = typer.Option(None, "--ladder", help="With --max-drop: your own ladder YAML."),
     calibration: str = typer.Option("minmax", help="int8 calibration: minmax, entropy or percentile."),
+    seed: int | None = typer.Option(None, help="Seed of the techniques (default: the model's)."),
     batch: str = typer.Option("1,256", "--batch", help="Batch sizes to time, comma-separated."),
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for every engine."),
     repeats: int = typer.Option(50, "--repeats", min=1, help="Timed runs per engine and batch."),
     data_dir: str | None = DataDirOpt, target: str | None = TargetOpt, task: str | None = TaskOpt,
-    trust_code: bool = TrustOpt, force: bool = ForceOpt, json_out: bool = JsonOpt,
+    trust_code: bool = TrustOpt, force: bool = ForceOpt, json_out: bool = JsonOpt, quiet: bool = QuietOpt,
 ):
-    """Compress a model with techniques and/or int8 deployment, and measure it against the original."""
+    """Compress a model with a recipe, steps or int8 deployment (or the best recipe within --max-drop), and
+    measure it against the original. A recipe also writes OUTPUT.steps.json: a record after every step."""
     from . import api
-    from .recipe import CALIBRATION_METHODS, Recipe
+    from .pipeline import check_output_kind, run_recipe
+    from .recipe import CALIBRATION_METHODS, OBJECTIVES, Recipe
 
-    if recipe is not None and step:
-        raise ConfigError("give either --recipe or --step, not both")
-    parsed = Recipe.from_yaml(recipe) if recipe is not None else Recipe.from_steps(step or [])
-    steps, int8 = parsed.steps, int8 or parsed.int8
-    calibration = parsed.calibration if parsed.int8 else calibration
+    given = [option for option, value in (("--recipe", recipe), ("--step", step or None), ("--max-drop", max_drop))
+             if value is not None]
+    if len(given) > 1:
+        raise ConfigError(f"give one of --recipe, --step or --max-drop, not {' and '.join(given)}")
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"--objective {objective!r} unknown; use one of {', '.join(OBJECTIVES)}")
     if calibration not in CALIBRATION_METHODS:
         raise ConfigError(f"--calibration {calibration!r} unknown; use one of {', '.join(CALIBRATION_METHODS)}")
     batches = _batches(batch)
     _check_output(output, force, Path(model_path))
+    if max_drop is not None:
+        if int8:
+            raise ConfigError("--int8 does not combine with --max-drop: int8 candidates are in the ladder, "
+                              "chosen when -o ends in .onnx")
+        return _compress_within_budget(model_path, output, dataset, max_drop, objective, ladder, seed, batches,
+                                       threads, repeats, data_dir, target, task, trust_code, json_out, quiet)
+    parsed = Recipe.load(recipe) if recipe is not None else Recipe.from_steps(step) if step else Recipe()
+    if int8 and not parsed.int8:
+        parsed.int8, parsed.calibration = True, calibration
+    if not parsed.steps and not parsed.int8:
+        raise ConfigError("nothing to do: give --int8, --step TECHNIQUE[:key=value,...], --recipe or --max-drop")
+    check_output_kind(parsed, output)
+    steps_file = output.with_name(output.name + ".steps.json")
+    _check_output(steps_file, force, Path(model_path))
     source = api.load(model_path, trust_code=trust_code)
     data = _dataset(dataset, data_dir, target, task, source.meta)
     options = {"batches": batches, "threads": threads, "repeats": repeats}
+    with _step_progress(parsed.step_names, quiet or json_out) as on_step:
+        pipeline = run_recipe(source, data, parsed, output, seed=seed, on_step=on_step)
+    from ._atomic import write_text_atomic
+
+    write_text_atomic(steps_file, json.dumps(pipeline.records, default=str, indent=1) + "\n")
     baseline = api.measure(model_path, data, trust_code=trust_code, engines=("torch", "onnxruntime"), **options)
     baseline["name"] = "original"
-    api.compress(source, data, output, steps=steps, int8=int8, calibration=calibration)
     result = api.measure(output, data, trust_code=trust_code, engines=("torch", "onnxruntime"), **options)
     result["name"] = output.name
     if json_out:
-        _print_json({**result, "baseline": baseline})
+        _print_json({**result, "baseline": baseline, "steps": pipeline.records})
         return
     from .report import comparison_table
 
+    if len(pipeline.records) > 2:
+        steps = [{**r, "name": f"{i}. {r['stage']}" if i else r["stage"]} for i, r in enumerate(pipeline.records)]
+        out.print(comparison_table(steps, title="After every step (validation in the JSON record)"))
     out.print(comparison_table([baseline, result], title=f"{Path(model_path).name} -> {output.name}"))
+    err.print(f"wrote {output} and {steps_file.name}")
+
+
+class _step_progress:
+    """A Rich progress bar over a recipe's steps on stderr (nothing when quiet or not a terminal)."""
+
+    def __init__(self, names: list[str], quiet: bool):
+        from rich.progress import Progress
+
+        self.names = names
+        self.progress = None if quiet or not err.is_terminal else Progress(console=err, transient=True)
+
+    def __enter__(self):
+        if self.progress is None:
+            return None
+        self.progress.start()
+        self.task = self.progress.add_task("compressing", total=len(self.names))
+
+        def on_step(position: int, name: str) -> None:
+            self.progress.update(self.task, completed=position - 1,
+                                 description=f"step {position}/{len(self.names)}: {name}")
+
+        return on_step
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=len(self.names))
+            self.progress.stop()
+
+
+def _compress_within_budget(model_path, output, dataset, max_drop, objective, ladder, seed, batches, threads,
+                            repeats, data_dir, target, task, trust_code, json_out, quiet):
+    from . import api
+    from .ladder import compress_within_budget
+    from .recipe import load_ladder
+    from .report import ladder_table
+
+    candidates = load_ladder(objective, ladder)  # validated before any work
+    source = api.load(model_path, trust_code=trust_code)
+    data = _dataset(dataset, data_dir, target, task, source.meta)
+
+    def on_candidate(position: int, total: int, name: str) -> None:
+        if not (quiet or json_out):
+            err.print(f"candidate {position}/{total}: {name}")
+
+    found = compress_within_budget(source, data, output, max_drop=max_drop, objective=objective,
+                                   ladder=candidates, seed=seed, batches=batches, threads=threads,
+                                   repeats=repeats, on_candidate=on_candidate)
+    if json_out:
+        _print_json({**(next(r["record"] for r in found.rows if r["status"] == "chosen") if found.path else {}),
+                     "baseline": found.baseline, "chosen": found.chosen, "candidates": found.rows})
+    else:
+        out.print(ladder_table(found.baseline, found.rows, max_drop=max_drop, objective=objective))
+    if found.path is None:
+        raise ConfigError(f"no candidate stays within --max-drop {max_drop:g}; nothing written. Raise the budget "
+                          "or pass --ladder with milder recipes")
+    err.print(f"wrote {output}: {found.chosen}")
 
 
 @app.command()
@@ -354,16 +441,18 @@ def inspect(
 
 
 @app.command(name="list")
-def list_registered(what: str = typer.Argument("all", help="models, datasets, techniques or all.")):
-    """List the registered models, data sets and techniques."""
+def list_registered(what: str = typer.Argument("all", help="models, datasets, techniques, recipes or all.")):
+    """List the registered models, data sets, techniques and shipped recipes."""
     from .data import list_datasets
     from .models import list_models
+    from .recipe import shipped_recipes
     from .techniques import list_techniques
 
     tables = {"models": list_models() + ["package.module:factory"], "datasets": list_datasets() + ["csv:PATH"],
-              "techniques": list_techniques() + ["quantize.int8 (deployment via --int8)"]}
+              "techniques": list_techniques() + ["quantize.int8 (deployment via --int8)"],
+              "recipes": shipped_recipes()}
     if what != "all" and what not in tables:
-        raise ConfigError(f"cannot list {what!r}; use models, datasets, techniques or all")
+        raise ConfigError(f"cannot list {what!r}; use models, datasets, techniques, recipes or all")
     for name, entries in tables.items():
         if what in ("all", name):
             out.print(f"[bold]{name}[/]: " + ", ".join(entries), soft_wrap=True)

@@ -1,5 +1,9 @@
 """Recipes: an ordered list of technique steps, from YAML or Python, validated before any work starts.
 
+Shipped recipes (``deep-compression``, ``prune-int8``, ``kd-int8``, ``kd-pruned-student-int8``) live in the
+package's ``recipes/`` folder and are found by name (:meth:`Recipe.load`); the ladder of candidates tried by
+``compress --max-drop`` is ``recipes/ladder.yaml``.
+
 ```yaml
 steps:
   - prune.magnitude: {sparsity: 0.8, finetune_epochs: 2}
@@ -10,6 +14,7 @@ steps:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,8 @@ from .techniques import TechniqueConfig, make_config, split_step
 
 INT8_STEP = "quantize.int8"
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+OBJECTIVES = ("size", "latency", "energy")
+_NOT_RECIPES = {"ladder"}
 
 
 @dataclass
@@ -29,6 +36,8 @@ class Recipe:
     steps: list[tuple[str, TechniqueConfig]] = field(default_factory=list)
     int8: bool = False
     calibration: str = "minmax"
+    name: str = ""
+    description: str = ""
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "recipe") -> Recipe:
@@ -37,7 +46,7 @@ class Recipe:
         unknown = set(data) - {"steps", "name", "description"}
         if unknown:
             raise ConfigError(f"{source}: unknown recipe keys {sorted(unknown)}; use steps, name, description")
-        recipe = cls()
+        recipe = cls(name=str(data.get("name", "")), description=str(data.get("description", "")))
         for position, step in enumerate(data["steps"], start=1):
             if isinstance(step, str):
                 step = {step: {}}
@@ -52,8 +61,37 @@ class Recipe:
             if name == INT8_STEP:
                 recipe.int8, recipe.calibration = True, _calibration(fields, source)
             else:
-                recipe.steps.append((name, make_config(name, fields)))
+                try:
+                    recipe.steps.append((name, make_config(name, fields)))
+                except ConfigError as exc:
+                    raise ConfigError(f"{source}: step {position}: {exc}") from None
+        if not recipe.steps and not recipe.int8:
+            raise ConfigError(f"{source}: the recipe has no steps")
         return recipe
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> Recipe:
+        """A shipped recipe by name (``deep-compression``) or a YAML file by path."""
+        text = str(name_or_path)
+        if text in shipped_recipes():
+            return cls.from_dict(yaml.safe_load(_shipped_file(text).read_text()), source=f"recipe {text}")
+        if Path(text).suffix in (".yaml", ".yml") or Path(text).exists():
+            return cls.from_yaml(text)
+        raise ConfigError(f"recipe {text!r} is neither a file nor a shipped recipe; shipped: "
+                          f"{', '.join(shipped_recipes())}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as plain data (``from_dict`` reads it back)."""
+        steps: list[dict[str, Any]] = [{name: cfg.model_dump(mode="json", exclude={"version"})}
+                                       for name, cfg in self.steps]
+        if self.int8:
+            steps.append({INT8_STEP: {"calibration": self.calibration}})
+        return {"name": self.name, "description": self.description, "steps": steps}
+
+    @property
+    def step_names(self) -> list[str]:
+        """Technique names in order, ``quantize.int8`` included when the recipe ends with it."""
+        return [name for name, _ in self.steps] + ([INT8_STEP] if self.int8 else [])
 
     @classmethod
     def from_steps(cls, texts: list[str]) -> Recipe:
@@ -80,3 +118,50 @@ def _calibration(fields: dict[str, Any], source: str) -> str:
     if method not in CALIBRATION_METHODS:
         raise ConfigError(f"{source}: calibration {method!r} unknown; use one of {', '.join(CALIBRATION_METHODS)}")
     return method
+
+
+def _recipes_folder():
+    return resources.files("wattless") / "recipes"
+
+
+def _shipped_file(name: str):
+    return _recipes_folder() / f"{name}.yaml"
+
+
+def shipped_recipes() -> list[str]:
+    """Names of the recipes shipped with wattless."""
+    return sorted(entry.name.removesuffix(".yaml") for entry in _recipes_folder().iterdir()
+                  if entry.name.endswith(".yaml") and entry.name.removesuffix(".yaml") not in _NOT_RECIPES)
+
+
+def load_ladder(objective: str, path: str | Path | None = None) -> list[Recipe]:
+    """The candidate recipes for ``objective``, mild to aggressive: the shipped ladder or a YAML file with
+    the same layout (``objective: [recipe name | {name, steps}, ...]``). Every candidate is validated."""
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective {objective!r} unknown; use one of {', '.join(OBJECTIVES)}")
+    if path is None:
+        source, data = "ladder", yaml.safe_load(_shipped_file("ladder").read_text())
+    else:
+        source, path = str(path), Path(path)
+        if not path.is_file():
+            raise ConfigError(f"ladder file {source!r} not found")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get(objective), list) or not data[objective]:
+        raise ConfigError(f"{source}: needs a non-empty list of recipes under {objective!r}")
+    ladder = []
+    for position, entry in enumerate(data[objective], start=1):
+        if isinstance(entry, str):
+            ladder.append(Recipe.load(entry))
+        elif isinstance(entry, dict):
+            recipe = Recipe.from_dict(entry, source=f"{source} {objective} #{position}")
+            recipe.name = recipe.name or f"candidate-{position}"
+            ladder.append(recipe)
+        else:
+            raise ConfigError(f"{source}: {objective} #{position} must be a recipe name or {{name, steps}}")
+    names = [recipe.name for recipe in ladder]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: {objective} names a recipe twice: {names}")
+    return ladder

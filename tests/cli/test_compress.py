@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -89,3 +91,53 @@ def test_recipe_ending_in_quantize_int8_writes_int8_onnx(cli_run, work, model_pa
 def test_step_quantize_int8_works_or_points_at_int8(cli_run, work, model_path, fast):
     result = cli_run("compress", model_path, "--step", "quantize.int8", "-o", "q.onnx", *fast)
     assert result.code == 0 or "--int8" in result.err, result.err
+
+
+def test_a_recipe_writes_a_record_after_every_step(cli_run, work, model_path, fast):
+    record = cli_run("compress", model_path, "--recipe", "prune-int8", "-o", "s.onnx", *fast, "--json").json()
+    stages = [s["stage"] for s in record["steps"]]
+    assert stages == ["original", "prune.structured", "quantize.int8"]
+    saved = json.loads((work / "s.onnx.steps.json").read_text())
+    assert [s["stage"] for s in saved] == stages
+    assert saved[-1]["accuracy"] == pytest.approx(record["accuracy"])  # the same int8 file measured twice
+    assert all("accuracy" in s["val"] for s in saved)
+
+
+def test_max_drop_returns_a_model_within_the_budget_with_every_candidate(cli_run, work, model_path, fast):
+    (work / "ladder.yaml").write_text("size:\n  - {name: ptq8, steps: [{quantize.ptq: {bits: 8}}]}\n"
+                                      "  - {name: ruin, steps: [{prune.magnitude: {sparsity: 0.99, "
+                                      "finetune_epochs: 0}}]}\n")
+    record = cli_run("compress", model_path, "--max-drop", "1", "--objective", "size", "--ladder", "ladder.yaml",
+                     "-o", "best.wlz", *fast, "--json").json()
+    assert record["chosen"] == "ptq8" and record["size_bytes"] == (work / "best.wlz").stat().st_size
+    statuses = {c["candidate"]: c["status"] for c in record["candidates"]}
+    assert statuses == {"ptq8": "chosen", "ruin": "over budget"}
+    assert (record["baseline"]["accuracy"] - record["accuracy"]) * 100 <= 1
+
+
+def test_max_drop_with_no_candidate_within_it_is_a_user_error(cli_run, work, model_path, fast):
+    (work / "ladder.yaml").write_text("size: [{name: ruin, steps: [{prune.magnitude: {sparsity: 0.99, "
+                                      "finetune_epochs: 0}}]}]\n")
+    result = cli_run("compress", model_path, "--max-drop", "0.5", "--ladder", "ladder.yaml", "-o", "b.wlz", *fast)
+    assert result.code == 2 and "no candidate stays within --max-drop 0.5" in result.err
+    assert "ruin" in result.out  # the table of what was tried
+    assert not (work / "b.wlz").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--recipe", "prune-int8", "--step", "quantize.ptq"), "one of --recipe, --step or --max-drop"),
+    (("--recipe", "no-such-recipe"), "neither a file nor a shipped recipe"),
+    (("--max-drop", "1", "--objective", "speed"), "--objective 'speed' unknown"),
+    (("--recipe", "deep-compression", "--int8"), "int8 deployment writes an ONNX file"),
+])
+def test_bad_recipe_options_fail_before_any_work(cli_run, work, model_path, args, message):
+    result = cli_run("compress", model_path, *args, "-o", "x.wlz")
+    assert result.code == 2 and message in result.err, result.err
+    assert not (work / "x.wlz").exists()
+
+
+def test_an_invalid_recipe_fails_before_any_training(cli_run, work, model_path, monkeypatch):
+    monkeypatch.setattr("wattless.pipeline.run_recipe", lambda *a, **k: pytest.fail("ran before validating"))
+    (work / "r.yaml").write_text("steps:\n  - distill.hinton: {epochs: 5}\n  - quantize.ptq: {bits: 40}\n")
+    result = cli_run("compress", model_path, "--recipe", "r.yaml", "-o", "x.wlz")
+    assert result.code == 2 and "step 2" in result.err and "bits" in result.err

@@ -37,6 +37,25 @@ def comparison_table(records: list[Record], *, baseline: Record | None = None,
     return table
 
 
+def ladder_table(baseline: Record, rows: list[dict[str, Any]], *, max_drop: float, objective: str) -> Table:
+    """Every candidate ``compress --max-drop`` tried: status, drop on validation and test (points, or % of
+    RMSE), then the comparison cells of its measured record against the original."""
+    measured = [row["record"] for row in rows if "record" in row]
+    compared = comparison_rows([baseline, *measured], baseline)
+    headers = list(compared[0])[1:]
+    cells = iter(compared[1:])
+    table = Table(title=f"Candidates for at most {max_drop:g} lost, best {objective} first",
+                  caption=comparison_caption(baseline))
+    for position, header in enumerate(["Candidate", "Status", "Val drop", "Test drop", *headers]):
+        table.add_column(header, justify="left" if position < 2 else "right")
+    for row in rows:
+        values = list(next(cells).values())[1:] if "record" in row else [MISSING] * len(headers)
+        table.add_row(row["candidate"], row["status"], format_number(row.get("val_drop"), ".2f"),
+                      format_number(row.get("test_drop"), ".2f"), *values,
+                      style="bold" if row["status"] == "chosen" else None)
+    return table
+
+
 def record_table(record: Record) -> Table:
     """Everything measured about one model variant, with a nested latency table (ms)."""
     table = Table(title=record.get("name"), show_header=False)
