@@ -68,6 +68,24 @@ def test_codes_are_stored_bit_packed(model):
     assert described["1.weight"] == {"kind": "affine", "info": {"bits": 3}, "shape": [32, 64]}
 
 
+def test_codes_of_pruned_weights_are_stored_range_coded_when_smaller(tmp_path, model, digits, monkeypatch):
+    from wattless.artifact import read_encodings
+    from wattless.artifact.encodings import CODE_ENCODINGS
+
+    layer = model.module[1]
+    kept = layer.weight.detach().abs() > layer.weight.detach().abs().quantile(0.9)  # 90% pruned
+    codebook = torch.tensor([0.0, -0.2, -0.1, 0.1, 0.2])
+    codes = torch.bucketize(layer.weight.detach(), torch.tensor([-0.15, 0.0, 0.15])) + 1
+    parametrize.register_parametrization(layer, "weight", CodebookWeight(codes * kept, 3, codebook))
+    size = save(model, tmp_path / "entropy.wlz")
+    assert read_encodings(tmp_path / "entropy.wlz")["packed.1.weight.codes"]["encoding"] == "entropy"
+    x = torch.as_tensor(digits.X_test)
+    with torch.no_grad():
+        assert torch.equal(load(tmp_path / "entropy.wlz").module(x), model.module(x))
+    monkeypatch.delitem(CODE_ENCODINGS, "entropy")
+    assert size < save(model, tmp_path / "without.wlz")
+
+
 def test_invalid_packed_weights_are_refused():
     with pytest.raises(ValueError, match="out of range"):
         AffineWeight(torch.tensor([[0, 4]]), 2, torch.tensor(1.0), torch.tensor(0.0))

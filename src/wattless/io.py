@@ -98,8 +98,9 @@ def state_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def packed_state(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    """What a model file stores: plain tensors, packed weights as their parts (codes bit-packed at
-    their width), the artifact encodings, and the ``packed`` metadata describing each packed tensor."""
+    """What a model file stores: plain tensors, packed weights as their parts (codes at their bit width,
+    which the writer may store sparse or range-coded when smaller), the artifact encodings, and the
+    ``packed`` metadata describing each packed tensor."""
     plain, packed = _fold(module, keep_packed=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in plain.state_dict().items() if k not in packed}
     encodings: dict[str, Any] = {}
@@ -116,8 +117,8 @@ def packed_state(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, 
 def save(model: WattlessModel, path: str | Path) -> int:
     """Write ``model`` to a ``.wlz`` file atomically; returns its size in bytes.
 
-    Quantized weights are stored as their codes at their bit width. The same model and metadata
-    always give a byte-identical file.
+    Quantized weights are stored as their codes: at their bit width, or entropy-coded when that is
+    smaller. The same model and metadata always give a byte-identical file.
     """
     tensors, encodings, described = packed_state(model.module)
     meta = {**model.meta, "wattless_version": __version__, "packed": described,

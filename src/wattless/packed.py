@@ -2,8 +2,9 @@
 
 A quantized weight *is* its codes. Techniques attach a :class:`PackedWeight` as the last
 parametrization of a tensor; evaluation decodes it (so it runs exactly what is deployed), and the
-model file stores the codes bit-packed at their width with the small float tensors beside them,
-instead of a dense float tensor. Each kind is registered by name so that loading a file only ever
+model file stores the codes, bit-packed at their width or (when smaller) as the positions of the non-zero
+codes plus their values, or range-coded, with the small float tensors beside them, instead of a dense
+float tensor. Each kind is registered by name so that loading a file only ever
 instantiates these allow-listed classes.
 """
 

@@ -122,7 +122,8 @@ def test_tampered_metadata_text(valid_file, scratch, read_stored, forge, key, da
 
 
 @FUZZ
-@given(entry=JSON_VALUES, name=st.sampled_from(["fc.weight", "fc.bias", "fc.mask", "head.active", "codes"]))
+@given(entry=JSON_VALUES,
+       name=st.sampled_from(["fc.weight", "fc.bias", "fc.mask", "head.active", "codes", "packed.fc.codes"]))
 def test_arbitrary_encoding_entries(valid_file, scratch, read_stored, forge, entry, name):
     stored, file_metadata = read_stored(valid_file)
     table = json.loads(file_metadata["encodings"])

@@ -34,9 +34,9 @@ def test_a_folder_is_refused(tmp_path):
 
 def test_a_newer_format_version_asks_for_an_upgrade(valid_file, tmp_path, read_stored, forge):
     stored, file_metadata = read_stored(valid_file)
-    forge(tmp_path / "new.wlz", stored, {**file_metadata, "format_version": "2"})
+    forge(tmp_path / "new.wlz", stored, {**file_metadata, "format_version": "3"})
     for read in (read_artifact, read_metadata):
-        with pytest.raises(ArtifactError, match=r"new\.wlz uses .wlz format version 2.*upgrade wattless"):
+        with pytest.raises(ArtifactError, match=r"new\.wlz uses .wlz format version 3.*upgrade wattless"):
             read(tmp_path / "new.wlz")
 
 
@@ -121,3 +121,87 @@ def test_a_bool_tensor_with_other_bytes_is_refused(valid_file, tmp_path, read_st
     forge(tmp_path / "m.wlz", stored, file_metadata)
     with pytest.raises(ArtifactError, match="bytes other than 0 and 1"):
         read_artifact(tmp_path / "m.wlz")
+
+
+def _bundle_file(path, bundle: bytes, extra: dict | None = None, metadata: dict | None = None):
+    """A version-2 file holding exactly `bundle` (and any `extra` tensors), bypassing the writer."""
+    from safetensors.torch import save_file
+
+    from wattless.artifact.format import uint8_tensor
+
+    tensors = {"wattless": uint8_tensor(bundle), **(extra or {})}
+    save_file(tensors, path, metadata=metadata or {"format": "wattless.wlz", "format_version": "2"})
+    return path
+
+
+def _header(text: str) -> bytes:
+    from wattless.artifact.header import compress_header
+
+    frame = compress_header(text)
+    return len(frame).to_bytes(4, "little") + frame
+
+
+GOOD_HEADER = '{"encodings":{"x":{"encoding":"raw"}},"stored":{"x":["float32",[2]]},"wattless":{}}'
+
+
+@pytest.mark.parametrize(
+    ("bundle", "message"),
+    [
+        (b"\x01\x00", "too few"),
+        ((1000).to_bytes(4, "little") + bytes(20), "claims 1000 bytes"),
+        ((8).to_bytes(4, "little") + b"notzstd!", "not a zstd frame"),
+        ((9).to_bytes(4, "little") + zstandard.ZstdCompressor(write_content_size=True).compress(b"{}")[:9],
+         "zstd"),
+        (_header(GOOD_HEADER) + bytes(8), None),
+        (_header(GOOD_HEADER) + bytes(9), "take"),
+        (_header(GOOD_HEADER) + bytes(7), "runs past the end"),
+        (_header(GOOD_HEADER.replace("float32", "float64")) + bytes(8), "bad description"),
+        (_header(GOOD_HEADER.replace('["float32",[2]]', '"float32"')) + bytes(8), "bad description"),
+        (_header(GOOD_HEADER.replace('[2]', '[-2]')) + bytes(8), "non-negative"),
+        (_header(GOOD_HEADER.replace('"stored":{"x"', '"stored":{"y"')) + bytes(8), "differ"),
+        (_header(GOOD_HEADER.replace('"wattless":{}', '"wattless":{},"more":1')) + bytes(8), "keys"),
+        (_header(GOOD_HEADER.replace('"wattless":{}', '"wattless":[]')) + bytes(8), "not an object"),
+        (_header("[]") + bytes(8), "not an object"),
+        (_header('{"a":') + bytes(8), "not valid JSON"),
+    ],
+)
+def test_a_forged_bundle_is_refused(tmp_path, bundle, message):
+    path = _bundle_file(tmp_path / "m.wlz", bundle)
+    if message is None:  # the control: a well-formed bundle reads
+        assert torch.equal(read_artifact(path)[0]["x"], torch.zeros(2))
+        return
+    for read in (read_artifact, read_metadata):  # the header only, but all of it, is checked by both
+        with pytest.raises(ArtifactError, match=message):
+            read(path)
+
+
+def test_a_version_2_file_holds_one_uint8_tensor(tmp_path):
+    bundle = _header(GOOD_HEADER) + bytes(8)
+    _bundle_file(tmp_path / "two.wlz", bundle, extra={"x": torch.zeros(2)})
+    with pytest.raises(ArtifactError, match="holds one tensor"):
+        read_artifact(tmp_path / "two.wlz")
+    from safetensors.torch import save_file
+
+    save_file({"wattless": torch.zeros(2)}, tmp_path / "float.wlz",
+              metadata={"format": "wattless.wlz", "format_version": "2"})
+    with pytest.raises(ArtifactError, match="1-D uint8"):
+        read_artifact(tmp_path / "float.wlz")
+    _bundle_file(tmp_path / "keys.wlz", bundle, metadata={"format": "wattless.wlz", "format_version": "2",
+                                                          "wattless": "{}"})
+    with pytest.raises(ArtifactError, match="metadata keys"):
+        read_artifact(tmp_path / "keys.wlz")
+
+
+def test_a_header_claiming_a_huge_size_is_refused_before_decompression(tmp_path, monkeypatch):
+    from wattless.artifact import header as header_module
+
+    frame = zstandard.ZstdCompressor(write_content_size=True).compress(b" " * 2**25)
+    _bundle_file(tmp_path / "m.wlz", len(frame).to_bytes(4, "little") + frame)
+
+    def no_decompression(*args, **kwargs):
+        raise AssertionError("decompression must not start")
+
+    monkeypatch.setattr(header_module.zstandard, "ZstdDecompressor", no_decompression)
+    with pytest.raises(ArtifactError, match="over the 16777216 limit") as caught:
+        read_metadata(tmp_path / "m.wlz")
+    assert not isinstance(caught.value.__cause__, AssertionError)

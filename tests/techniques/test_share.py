@@ -9,9 +9,9 @@ import torch
 from wattless.api import apply_steps
 from wattless.errors import ConfigError
 from wattless.io import load, save
-from wattless.packed import CodebookWeight, packed_bits
+from wattless.packed import AffineWeight, CodebookWeight, packed_bits
 from wattless.techniques.prune.magnitude import prunable_weights
-from wattless.techniques.share import SharedWeight, kmeans_1d
+from wattless.techniques.share import SharedWeight, kmeans_1d, quantized_bias
 
 
 def codebooks(module):
@@ -95,3 +95,24 @@ def test_more_clusters_than_distinct_weights_is_refused(digits, trained_mlp):
     few = apply_steps(trained_mlp, digits, ["share.kmeans:clusters=4,finetune_epochs=0"])
     with pytest.raises(ConfigError, match=r"layer '1' has only 4 distinct weights, fewer than clusters=8"):
         apply_steps(few, digits, ["share.kmeans:clusters=8"])
+
+
+def test_biases_are_kept_as_floats_unless_bias_bits_is_given(tmp_path, digits, trained_mlp):
+    plain = apply_steps(trained_mlp, digits, ["share.kmeans:clusters=16,finetune_epochs=0"])
+    shared = apply_steps(trained_mlp, digits, ["share.kmeans:clusters=16,finetune_epochs=0,bias_bits=6"])
+    assert packed_bits(plain.module) == {"1.weight": 4, "3.weight": 4}
+    assert packed_bits(shared.module) == {"1.weight": 4, "1.bias": 6, "3.weight": 4, "3.bias": 6}
+    for (_, exact), (_, layer) in zip(prunable_weights(plain.module), prunable_weights(shared.module), strict=True):
+        packed = layer.parametrizations["bias"][-1]
+        assert isinstance(packed, AffineWeight) and layer.bias.unique().numel() <= 64
+        step = (exact.bias.max() - exact.bias.min()) / 63
+        assert (layer.bias - exact.bias).abs().max() <= step / 2 + 1e-6  # rounded to the nearest grid value
+    assert save(shared, tmp_path / "shared.wlz") < save(plain, tmp_path / "plain.wlz")
+    x = torch.as_tensor(digits.X_test)
+    with torch.no_grad():
+        assert torch.equal(load(tmp_path / "shared.wlz").module(x), shared.module(x))
+
+
+def test_a_constant_bias_is_one_code():
+    bias = quantized_bias(torch.full((5,), -0.25), 8)
+    assert bias.codes.unique().tolist() == [0] and torch.equal(bias.decode(), torch.full((5,), -0.25))

@@ -13,6 +13,7 @@ import torch
 
 from wattless.artifact.bitpack import decode_bitpack, encode_bitpack
 from wattless.artifact.compression import compress, decompress_exact
+from wattless.artifact.entropy import decode_entropy, encode_entropy
 from wattless.artifact.format import (
     DTYPE_BY_NAME,
     NAME_BY_DTYPE,
@@ -81,6 +82,7 @@ ENCODINGS: dict[str, Encoding] = {
     "zstd": Encoding(encode_zstd, decode_zstd),
     "bitpack": Encoding(_encode_bitpack_unset, decode_bitpack),
     "sparse": Encoding(encode_sparse, decode_sparse),
+    "entropy": Encoding(encode_entropy, decode_entropy),
 }
 PARAMETRIC_ENCODERS = {"bitpack": encode_bitpack}
 """Encoders that take options (e.g. the bit width), named as ``(name, {option: value})``."""
@@ -95,3 +97,7 @@ AUTOMATIC_ENCODINGS: dict[str, Callable[[torch.Tensor], bool]] = {
 }
 """Tried by the writer, each where its test passes, for a tensor the caller names no encoding for; the fewest
 stored bytes win, the first on a tie."""
+
+CODE_ENCODINGS: dict[str, Callable[[torch.Tensor], bool]] = {"sparse": mostly_zero, "entropy": _always}
+"""Tried by the writer, besides ``bitpack``, for integer codes named as ``("bitpack", {"bits": b})``, each where
+its test passes and it accepts the tensor; the fewest stored bytes win, ``bitpack`` on a tie."""

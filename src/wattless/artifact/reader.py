@@ -6,10 +6,11 @@ multiple of `max_tensor_bytes` per tensor: the header length is checked before p
 shape and size before loading or decompressing.
 """
 
+import math
 import os
 import stat
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,28 @@ from safetensors import safe_open
 
 from wattless.artifact.encodings import ENCODINGS, Entry
 from wattless.artifact.format import (
+    BUNDLE_NAME,
+    DTYPE_BY_NAME,
     FORMAT_NAME,
     FORMAT_VERSION,
     MAX_HEADER_BYTES,
+    READABLE_VERSIONS,
     SAFETENSORS_CODE,
     FormatError,
     NewerFormatError,
     checked_nbytes,
     parse_json_object,
+    uint8_tensor,
 )
+from wattless.artifact.header import decompress_header
 from wattless.errors import ArtifactError
 
+Layout = dict[str, tuple[torch.dtype, list[int], int]]
+"""Each stored tensor of a version-2 file: dtype, shape, and offset of its bytes in the bundle."""
+
+
 _DTYPE_BY_SAFETENSORS_CODE = {code: dtype for dtype, code in SAFETENSORS_CODE.items()}
-_METADATA_KEYS = {"encodings", "format", "format_version", "wattless"}
+_METADATA_KEYS = {1: {"encodings", "format", "format_version", "wattless"}, 2: {"format", "format_version"}}
 _REMEDY = "re-create it with `wattless train` or `wattless compress`"
 
 
@@ -61,14 +71,20 @@ def read_artifact(
     with _errors_name_the_file(path):
         _check_header_length(path)
         with safe_open(path, framework="pt", backend="pread") as file:
-            metadata, table = _parse_file_metadata(file.metadata())
-            _check_same_names(table, file.keys())
-            for name in table:
-                _check_stored_size(name, file.get_slice(name), max_tensor_bytes)
+            if _format_version(file.metadata()) == 1:
+                metadata, table = _parse_version_1_metadata(file.metadata())
+                _check_same_names(table, file.keys())
+                for name in table:
+                    _check_stored_size(name, file.get_slice(name), max_tensor_bytes)
+                stored_tensor = file.get_tensor
+            else:
+                bundle = _bundle(file)
+                metadata, table, layout = _read_bundle_header(bundle, max_tensor_bytes)
+                stored_tensor = _bundle_reader(bundle, layout)
             tensors = {}
             for name in sorted(table):
                 entry = table[name]
-                tensor = ENCODINGS[entry["encoding"]].decode(file.get_tensor(name), entry, max_tensor_bytes)
+                tensor = ENCODINGS[entry["encoding"]].decode(stored_tensor(name), entry, max_tensor_bytes)
                 _check_bool_values(name, tensor)
                 tensors[name] = tensor
     return tensors, metadata
@@ -88,12 +104,28 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         >>> read_metadata(path)
         {'model': 'mlp'}
     """
-    path = Path(path)
+    return _read_header(Path(path))[0]
+
+
+def read_encodings(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """How each tensor of a `.wlz` file is stored: its entry in the encodings table, by name (header only).
+
+    Raises:
+        ArtifactError: as `read_metadata`.
+    """
+    return _read_header(Path(path))[1]
+
+
+def _read_header(path: Path) -> tuple[dict[str, Any], dict[str, Entry]]:
+    """The user metadata and the encodings table, all of the header checked, no tensor read."""
     with _errors_name_the_file(path):
         _check_header_length(path)
         with safe_open(path, framework="pt", backend="pread") as file:
-            metadata, _ = _parse_file_metadata(file.metadata())
-    return metadata
+            if _format_version(file.metadata()) == 1:
+                return _parse_version_1_metadata(file.metadata())
+            bundle = _bundle(file)
+            metadata, table, _ = _read_bundle_header(bundle, max(bundle.get_shape()[0], 1))
+            return metadata, table
 
 
 @contextmanager
@@ -138,8 +170,8 @@ def _check_header_length(path: Path) -> None:
         raise FormatError(f"bad header: it claims {header_bytes} bytes in a file of {info.st_size}")
 
 
-def _parse_file_metadata(file_metadata: dict[str, str] | None) -> tuple[dict[str, Any], dict[str, Entry]]:
-    """Check the format name and version; return the user metadata and the encodings table."""
+def _format_version(file_metadata: dict[str, str] | None) -> int:
+    """The file's format version, after checking the format name; a newer version asks for an upgrade."""
     if not file_metadata or file_metadata.get("format") != FORMAT_NAME:
         raise FormatError("bad header: a safetensors file without wattless metadata")
     version = file_metadata.get("format_version", "")
@@ -150,14 +182,87 @@ def _parse_file_metadata(file_metadata: dict[str, str] | None) -> tuple[dict[str
             f"uses .wlz format version {int(version)}, newer than this wattless reads ({FORMAT_VERSION}); "
             "upgrade wattless: pip install -U wattless"
         )
-    if int(version) != FORMAT_VERSION or set(file_metadata) != _METADATA_KEYS:
+    if int(version) not in READABLE_VERSIONS or set(file_metadata) != _METADATA_KEYS[int(version)]:
         raise FormatError(f"bad header: metadata keys {sorted(file_metadata)[:8]} for version {version}")
+    return int(version)
+
+
+def _parse_version_1_metadata(file_metadata: dict[str, str]) -> tuple[dict[str, Any], dict[str, Entry]]:
+    """The user metadata and the encodings table of a version-1 file, from its safetensors metadata."""
     metadata = parse_json_object(file_metadata["wattless"], "the wattless metadata")
     table = parse_json_object(file_metadata["encodings"], "the encodings table")
+    _check_table(table)
+    return metadata, table
+
+
+def _check_table(table: dict[str, Any]) -> None:
     for name, entry in table.items():
         if not isinstance(entry, dict) or entry.get("encoding") not in ENCODINGS:
             raise FormatError(f"tensor {name[:80]!r} has an unknown encoding: {str(entry)[:80]}")
-    return metadata, table
+
+
+def _bundle(file: Any) -> Any:
+    """The slice of the one uint8 tensor of a version-2 file (nothing read yet)."""
+    if list(file.keys()) != [BUNDLE_NAME]:
+        raise FormatError(f"a version-2 file holds one tensor, {BUNDLE_NAME!r}; found {sorted(file.keys())[:3]}")
+    bundle = file.get_slice(BUNDLE_NAME)
+    if bundle.get_dtype() != "U8" or len(bundle.get_shape()) != 1:
+        raise FormatError(f"tensor {BUNDLE_NAME!r} must be 1-D uint8")
+    return bundle
+
+
+def _read_bundle_header(bundle: Any, max_tensor_bytes: int) -> tuple[dict[str, Any], dict[str, Entry], Layout]:
+    """Read and check a version-2 header: user metadata, encodings table, and where each stored tensor lies.
+
+    Every stored tensor's size is checked against `max_tensor_bytes`, and their sum against the bundle's
+    size, before anything but the header is read.
+    """
+    size = bundle.get_shape()[0]
+    if size < 4:
+        raise FormatError(f"bad header: tensor {BUNDLE_NAME!r} has {size} bytes, too few for its header length")
+    (frame_bytes,) = struct.unpack("<I", _bytes(bundle, 0, 4))
+    if frame_bytes > min(size - 4, MAX_HEADER_BYTES):
+        raise FormatError(f"bad header: it claims {frame_bytes} bytes in a tensor of {size}")
+    header = parse_json_object(decompress_header(_bytes(bundle, 4, 4 + frame_bytes)), "the header")
+    if set(header) != {"encodings", "stored", "wattless"}:
+        raise FormatError(f"bad header: keys {sorted(header)[:8]}, expected encodings, stored and wattless")
+    for key, value in sorted(header.items()):
+        if not isinstance(value, dict):
+            raise FormatError(f"bad header: its {key} is a JSON {type(value).__name__}, not an object")
+    table, metadata = header["encodings"], header["wattless"]
+    _check_table(table)
+    _check_same_names(table, header["stored"])
+    layout: Layout = {}
+    offset = 4 + frame_bytes
+    for name in sorted(header["stored"]):
+        description = header["stored"][name]
+        if not (isinstance(description, list) and len(description) == 2 and isinstance(description[0], str)
+                and description[0] in DTYPE_BY_NAME):
+            raise FormatError(f"stored tensor {name[:80]!r} has a bad description {str(description)[:80]}")
+        dtype, shape = DTYPE_BY_NAME[description[0]], description[1]
+        nbytes = checked_nbytes(dtype, shape, max_tensor_bytes)
+        if offset + nbytes > size:
+            raise FormatError(f"stored tensor {name[:80]!r} runs past the end of the file")
+        layout[name] = (dtype, shape, offset)
+        offset += nbytes
+    if offset != size:
+        raise FormatError(f"the stored tensors take {offset} bytes of the {size} in {BUNDLE_NAME!r}")
+    return metadata, table, layout
+
+
+def _bytes(bundle: Any, start: int, stop: int) -> bytes:
+    return bundle[start:stop].numpy().tobytes() if stop > start else b""
+
+
+def _bundle_reader(bundle: Any, layout: Layout) -> Callable[[str], torch.Tensor]:
+    """A function reading one stored tensor of a version-2 file by name (its bytes copied, so aligned)."""
+
+    def read(name: str) -> torch.Tensor:
+        dtype, shape, offset = layout[name]
+        count = math.prod(shape) * dtype.itemsize
+        return uint8_tensor(_bytes(bundle, offset, offset + count)).view(dtype).reshape(shape)
+
+    return read
 
 
 def _check_same_names(table: dict[str, Entry], stored_names: Iterable[str]) -> None:

@@ -1,4 +1,4 @@
-"""Write a `.wlz` file: encode each tensor, lay out a safetensors file, replace the target atomically.
+"""Write a `.wlz` file: encode each tensor, lay out a version-2 safetensors file, replace the target atomically.
 
 The safetensors layout is written here rather than by ``safetensors.torch.save``, because that
 writer emits ``__metadata__`` keys in hash order, which changes from run to run. This writer
@@ -16,19 +16,19 @@ from typing import Any, BinaryIO
 
 import torch
 
-from wattless.artifact.encodings import AUTOMATIC_ENCODINGS, ENCODINGS, PARAMETRIC_ENCODERS, Entry
+from wattless.artifact.encodings import AUTOMATIC_ENCODINGS, CODE_ENCODINGS, ENCODINGS, PARAMETRIC_ENCODERS, Entry
 from wattless.artifact.format import (
+    BUNDLE_NAME,
     FORMAT_NAME,
     FORMAT_VERSION,
     MAX_HEADER_BYTES,
     MAX_NDIM,
     NAME_BY_DTYPE,
-    SAFETENSORS_CODE,
     SUPPORTED_DTYPE_NAMES,
     canonical_json,
     tensor_bytes,
 )
-from wattless.artifact.sparse import mostly_zero
+from wattless.artifact.header import compress_header
 from wattless.errors import ArtifactError
 
 
@@ -43,8 +43,10 @@ def write_artifact(
 
     Each tensor is stored with the encoding named in `encodings` (by tensor name; an encoding with
     options as ``("bitpack", {"bits": 4})``), or else with whichever of ``raw``, ``zstd`` and ``sparse``
-    (tried when at least a quarter of the values are zero) is smallest. The write is atomic: on any
-    failure the file previously at `path`, if any, is left as it was.
+    (tried when at least a quarter of the values are zero) is smallest. Integer codes named as
+    ``bitpack`` are stored as ``sparse`` or ``entropy`` instead where that is smaller. The file is a
+    version-2 ``.wlz`` file (see ``format.py``). The write is atomic: on any failure the file
+    previously at `path`, if any, is left as it was.
 
     Raises:
         ArtifactError: an unsupported tensor, metadata that is not JSON, an unknown encoding, or
@@ -66,16 +68,20 @@ def write_artifact(
     for name in sorted(tensors):
         tensor = _checked_cpu_tensor(name, tensors[name])
         stored[name], table[name] = _encode(tensor, encodings.get(name))
-    file_metadata = {
-        "encodings": canonical_json(table),
-        "format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
-        "wattless": user_json,
-    }
-    header = _safetensors_header(stored, file_metadata)
+    header_text = canonical_json({
+        "encodings": table,
+        "stored": {name: [NAME_BY_DTYPE[value.dtype], list(value.shape)] for name, value in stored.items()},
+        "wattless": json.loads(user_json),
+    })
+    if len(header_text) > MAX_HEADER_BYTES:
+        raise ArtifactError(f"the file header would take {len(header_text)} bytes, over the {MAX_HEADER_BYTES} limit")
+    frame = compress_header(header_text)
+    prefix = struct.pack("<I", len(frame)) + frame
+    bundle_bytes = len(prefix) + sum(value.nbytes for value in stored.values())
+    header = _safetensors_header(bundle_bytes)
     path = Path(path)
     try:
-        return _replace_atomically(path, lambda file: _write_body(file, header, stored))
+        return _replace_atomically(path, lambda file: _write_body(file, header + prefix, stored))
     except OSError as error:
         raise ArtifactError(f"cannot write {path}: {error.strerror or error}") from error
 
@@ -106,10 +112,14 @@ def _encode(tensor: torch.Tensor, encoding: str | tuple[str, dict] | None) -> tu
             packed = PARAMETRIC_ENCODERS[name](tensor, **options)
         except (TypeError, ValueError) as error:
             raise ArtifactError(f"cannot encode {tuple(tensor.shape)} {tensor.dtype} as {name}: {error}") from error
-        if not mostly_zero(tensor):
-            return packed
-        # Codes of pruned weights are mostly the zero code: their positions plus the kept codes can be smaller.
-        return min((packed, ENCODINGS["sparse"].encode(tensor)), key=lambda candidate: candidate[0].nbytes)
+        # Codes of pruned weights are mostly the zero code, and shared weights' codes have skewed histograms:
+        # positions plus kept codes, or an entropy coder, can beat the packed width.
+        candidates = [packed]
+        for code_encoding, worth_trying in CODE_ENCODINGS.items():
+            if worth_trying(tensor):
+                with contextlib.suppress(ValueError):  # codes its encoder does not take (e.g. out of range)
+                    candidates.append(ENCODINGS[code_encoding].encode(tensor))
+        return min(candidates, key=lambda candidate: candidate[0].nbytes)  # first wins a tie, so bitpack
     if encoding is not None:
         if encoding not in ENCODINGS:
             raise ArtifactError(f"unknown encoding {encoding!r}; choose one of: {', '.join(ENCODINGS)}")
@@ -131,39 +141,21 @@ def _metadata_json(metadata: Mapping[str, Any]) -> str:
         ) from error
 
 
-def _safetensors_header(stored: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
-    """The safetensors header: length (u64 LE) and JSON padded with spaces to a multiple of 8 bytes."""
-    header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
-    offset = 0
-    for name in _layout_order(stored):  # the order safetensors itself uses, which keeps data aligned
-        tensor = stored[name]
-        header[name] = {
-            "dtype": SAFETENSORS_CODE[tensor.dtype],
-            "shape": list(tensor.shape),
-            "data_offsets": [offset, offset + tensor.nbytes],
-        }
-        offset += tensor.nbytes
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+def _safetensors_header(bundle_bytes: int) -> bytes:
+    """The safetensors header of a version-2 file (length, u64 LE, then JSON padded with spaces to a multiple
+    of 8 bytes): the format's name and version, and the one uint8 tensor of `bundle_bytes` bytes."""
+    header = {
+        "__metadata__": {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)},
+        BUNDLE_NAME: {"dtype": "U8", "shape": [bundle_bytes], "data_offsets": [0, bundle_bytes]},
+    }
+    text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    if len(text) > MAX_HEADER_BYTES:
-        raise ArtifactError(
-            f"the file header would take {len(text)} bytes, over the {MAX_HEADER_BYTES} limit"
-        )
     return struct.pack("<Q", len(text)) + text
-
-
-# safetensors lays tensors out by its Dtype enum, last first (so by item size), then by name.
-_SAFETENSORS_DTYPES = ("BOOL", "U8", "I8", "I16", "F16", "BF16", "I32", "F32", "I64")
-_SAFETENSORS_DTYPE_RANK = {code: rank for rank, code in enumerate(_SAFETENSORS_DTYPES)}
-
-
-def _layout_order(stored: dict[str, torch.Tensor]) -> list[str]:
-    return sorted(stored, key=lambda name: (-_SAFETENSORS_DTYPE_RANK[SAFETENSORS_CODE[stored[name].dtype]], name))
 
 
 def _write_body(file: BinaryIO, header: bytes, stored: dict[str, torch.Tensor]) -> None:
     file.write(header)
-    for name in _layout_order(stored):
+    for name in sorted(stored):
         file.write(tensor_bytes(stored[name]))
 
 

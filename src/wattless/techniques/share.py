@@ -8,6 +8,10 @@ are fine-tuned, each receiving the summed gradient of the weights in its cluster
 parametrization trained by :func:`wattless.train.fit`), and frozen into a :class:`~wattless.packed.CodebookWeight`.
 In a pruned layer (one with weights exactly zero) code 0 is reserved for the pruned weights, its centroid fixed
 at 0 and counted among the ``clusters``, so sparsity survives sharing and 16 clusters still take 4 bits.
+
+With ``bias_bits``, each layer's bias (trained during the fine-tuning) is then rounded to ``2**bias_bits`` evenly
+spaced values from its min to its max and stored as codes (an :class:`~wattless.packed.AffineWeight`): once the
+weights are pruned and shared, LeNet-5's 236 float32 biases are a fifth of its file.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ..errors import ConfigError
-from ..packed import CodebookWeight
+from ..packed import AffineWeight, CodebookWeight
 from ..train import TrainConfig, fit
 from ._registry import Context, TechniqueConfig, register_technique
 from .prune.magnitude import prunable_weights
@@ -35,6 +39,8 @@ class KMeansShareConfig(TechniqueConfig):
     init: Literal["linear", "density", "random"] = Field("linear", description="k-means initialisation")
     finetune_epochs: int = Field(1, ge=0, le=1000, description="centroid fine-tuning epochs")
     lr: float = Field(1e-4, gt=0, description="centroid fine-tuning learning rate")
+    bias_bits: int | None = Field(None, ge=2, le=16, description="also store biases as codes of this many bits on "
+                                  "a uniform grid from min to max (None: float32 biases)")
 
 
 def initial_centroids(values: torch.Tensor, k: int, init: str, generator: torch.Generator) -> torch.Tensor:
@@ -109,6 +115,15 @@ def shared_weight(weight: torch.Tensor, cfg: KMeansShareConfig, generator: torch
     return SharedWeight(centroids, all_codes, zero_code=zero_code)
 
 
+def quantized_bias(bias: torch.Tensor, bits: int) -> AffineWeight:
+    """``bias`` rounded to the nearest of ``2**bits`` evenly spaced values from its min to its max (per tensor)."""
+    bias = bias.detach().float()
+    low, high = bias.min(), bias.max()
+    step = (high - low) / (2**bits - 1) if high > low else torch.ones(())
+    codes = torch.round((bias - low) / step).clamp(0, 2**bits - 1).to(torch.int32)
+    return AffineWeight(codes, bits, step, low)
+
+
 def _check_enough_distinct(layers: list[tuple[str, nn.Module]], clusters: int) -> None:
     for name, layer in layers:
         distinct = layer.weight.detach().unique().numel()
@@ -130,4 +145,6 @@ def share_kmeans(model: nn.Module, cfg: KMeansShareConfig, ctx: Context) -> nn.M
     for _, layer in layers:
         chain = layer.parametrizations["weight"]
         chain[-1] = chain[-1].frozen()
+        if cfg.bias_bits is not None and getattr(layer, "bias", None) is not None:
+            parametrize.register_parametrization(layer, "bias", quantized_bias(layer.bias, cfg.bias_bits))
     return model.eval()
