@@ -205,3 +205,16 @@ def test_a_header_claiming_a_huge_size_is_refused_before_decompression(tmp_path,
     with pytest.raises(ArtifactError, match="over the 16777216 limit") as caught:
         read_metadata(tmp_path / "m.wlz")
     assert not isinstance(caught.value.__cause__, AssertionError)
+
+
+def test_stored_sizes_add_up_to_the_tensors_on_disk(tmp_path):
+    import os
+
+    from wattless.artifact import read_stored_sizes, write_artifact
+
+    path = tmp_path / "m.wlz"
+    write_artifact(path, {"a": torch.zeros(100, 10), "b": torch.arange(7, dtype=torch.int16)}, {"k": 1},
+                   encodings={"a": "raw", "b": "raw"})
+    sizes = read_stored_sizes(path)
+    assert sizes == {"a": 4000, "b": 14}
+    assert sum(sizes.values()) < os.path.getsize(path)

@@ -84,3 +84,18 @@ def test_engines_is_honoured_or_refused_for_onnx_files(cli_run, int8_compressed)
 def test_batch_too_large_for_memory_is_a_user_error(cli_run, model_path, check_user_error):
     result = cli_run("measure", model_path, "--engines", "torch", "--batch", str(10**12), "--repeats", "1")
     check_user_error(result, "--batch")
+
+
+def test_inspect_shows_per_layer_energy_and_shares(cli_run, model_path):
+    info = cli_run("inspect", model_path, "--json").json()
+    layers = info["layers"]
+    assert [layer["shape"] for layer in layers] == [[32, 64], [10, 32]]
+    assert sum(layer["energy_share"] for layer in layers) == pytest.approx(1.0)
+    assert sum(layer["energy_j"] for layer in layers) == pytest.approx(info["energy_j_per_sample"]["value"])
+    assert info["energy_j_per_sample"]["method"] == "estimate-45nm"
+    assert info["bops"] == info["macs"] * 32 * 32
+    for layer, raw in zip(layers, [(64 * 32 + 32) * 4, (32 * 10 + 10) * 4], strict=True):
+        assert raw / 2 < layer["bytes"] <= raw  # fp32 weights, zstd where it saves a little
+    assert sum(layer["bytes"] for layer in layers) < info["size_bytes"]
+    text = cli_run("inspect", model_path)
+    assert text.code == 0 and "Energy share (%)" in text.out and "MicroNet score 2.000" in text.out

@@ -113,3 +113,34 @@ def test_estimate_from_counted_layers(mlp):
     layers = count_macs(mlp, (784,))["layers"]
     result = estimate_energy(layers)
     assert result["compute_j"] == pytest.approx((784 * 300 + 300 * 10) * 4.6 * PJ)
+
+
+def test_per_layer_activation_bits_set_the_arithmetic_width():
+    result = estimate_energy(TWO_LAYERS, weight_bits={"fc1": 4, "fc2": 4}, act_bits={"fc1": 8})
+    fc1, fc2 = result["layers"]
+    # fc1: 8-bit inputs and 4-bit weights -> int8 arithmetic; fc2: fp32 inputs -> fp32 arithmetic
+    compute = 12 * (0.2 + 0.03) + 6 * (3.7 + 0.9)
+    assert result["compute_j"] == pytest.approx(compute * PJ)
+    assert result["activation_memory_j"] == pytest.approx(((4 + 3) * 8 + (3 + 2) * 32) * SRAM_PJ_PER_BIT * PJ)
+    assert fc1["j"] < fc2["j"] * 3
+
+
+def test_activations_beyond_the_on_chip_buffer_are_charged_at_dram_price():
+    table = load_energy_table()
+    table = {**table, "activation_buffer_bytes": 2}  # 16 bits on chip per layer and sample
+    result = estimate_energy(TWO_LAYERS, act_bits=8, weight_bits=8, float_ops=False, table=table)
+    expected = sum(16 * SRAM_PJ_PER_BIT + (elems * 8 - 16) * DRAM_PJ_PER_BIT for elems in (4 + 3, 3 + 2))
+    assert result["activation_memory_j"] == pytest.approx(expected * PJ)
+    unlimited = estimate_energy(TWO_LAYERS, act_bits=8, weight_bits=8, float_ops=False,
+                                table={**table, "activation_buffer_bytes": None})
+    assert unlimited["activation_memory_j"] == pytest.approx(ACTIVATION_ELEMS * 8 * SRAM_PJ_PER_BIT * PJ)
+
+
+def test_the_bundled_buffer_is_one_mebibyte():
+    assert load_energy_table()["activation_buffer_bytes"] == 2**20
+
+
+@pytest.mark.parametrize("bits", [0, 65, -8])
+def test_bits_out_of_range_are_config_errors(bits):
+    with pytest.raises(ConfigError, match="bits must be between 1 and 64"):
+        estimate_energy(TWO_LAYERS, act_bits={"fc2": bits})

@@ -5,7 +5,7 @@ The format is specified in ``wattless.artifact.format``; encodings live in
 """
 
 from wattless.artifact.format import FORMAT_VERSION
-from wattless.artifact.reader import read_artifact, read_encodings, read_metadata
+from wattless.artifact.reader import read_artifact, read_encodings, read_metadata, read_stored_sizes
 from wattless.artifact.writer import write_artifact
 
-__all__ = ["FORMAT_VERSION", "read_artifact", "read_encodings", "read_metadata", "write_artifact"]
+__all__ = ["FORMAT_VERSION", "read_artifact", "read_encodings", "read_metadata", "read_stored_sizes", "write_artifact"]

@@ -116,6 +116,25 @@ def read_encodings(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     return _read_header(Path(path))[1]
 
 
+def read_stored_sizes(path: str | os.PathLike[str]) -> dict[str, int]:
+    """Bytes each tensor of a `.wlz` file takes on disk, as stored (after its encoding), by name (header only).
+
+    Raises:
+        ArtifactError: as `read_metadata`.
+    """
+    path = Path(path)
+    with _errors_name_the_file(path):
+        _check_header_length(path)
+        with safe_open(path, framework="pt", backend="pread") as file:
+            if _format_version(file.metadata()) == 1:
+                return {name: math.prod(file.get_slice(name).get_shape())
+                        * _DTYPE_BY_SAFETENSORS_CODE[file.get_slice(name).get_dtype()].itemsize
+                        for name in file.keys()}
+            bundle = _bundle(file)
+            _, _, layout = _read_bundle_header(bundle, max(bundle.get_shape()[0], 1))
+            return {name: math.prod(shape) * dtype.itemsize for name, (dtype, shape, _) in layout.items()}
+
+
 def _read_header(path: Path) -> tuple[dict[str, Any], dict[str, Entry]]:
     """The user metadata and the encodings table, all of the header checked, no tensor read."""
     with _errors_name_the_file(path):

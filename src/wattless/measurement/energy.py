@@ -6,6 +6,7 @@ file of the same layout (see ``energy_45nm.json``). The result is labelled as an
 """
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -60,21 +61,24 @@ def memory_energy_pj_per_bit(table: Mapping, memory: str) -> float:
     return float(_table_entry(table, "memory_32bit_read", memory)) / 32
 
 
-def estimate_energy(layers: Sequence[Mapping], *, weight_bits: int | Mapping[str, int] = DEFAULT_BITS,
-                    act_bits: int = DEFAULT_BITS, float_ops: bool = True, batch: int = 1,
+def estimate_energy(layers: Sequence[Mapping], *, weight_bits: int | Mapping[str, float] = DEFAULT_BITS,
+                    act_bits: int | Mapping[str, float] = DEFAULT_BITS, float_ops: bool = True, batch: int = 1,
                     table: Mapping | str | os.PathLike | None = None) -> dict:
     """Estimated energy of one inference, in J per sample, split into compute and memory traffic.
 
-    Per layer (``layers`` from :func:`count_macs` or :func:`count_onnx_macs`), with ``w`` its weight bits:
+    Per layer (``layers`` from :func:`count_macs` or :func:`count_onnx_macs`), with ``w`` its weight bits
+    and ``a`` its input activation bits:
 
-    - compute = macs · (mult + add), both at ``max(w, act_bits)`` bits (see :func:`op_energy_pj`);
+    - compute = macs · (mult + add), both at ``max(w, a)`` bits (see :func:`op_energy_pj`): a layer with
+      fp32 inputs computes in fp32 whatever its weights, one with 8-bit inputs and 4-bit weights in int8;
     - weight memory = (weight_numel · w + (params - weight_numel) · 32) · DRAM pJ/bit / batch: weights
       and biases are read from DRAM once per batch and shared by its samples;
-    - activation memory = (in_elems + out_elems) · act_bits · SRAM pJ/bit: inputs read and outputs
-      written once in on-chip SRAM.
+    - activation memory = (in_elems + out_elems) · a bits, read and written in on-chip SRAM up to the
+      table's ``activation_buffer_bytes`` per layer and sample (whole model batch), the rest in DRAM.
 
     Args:
         weight_bits: one width for all layers, or layer name -> width (32 for layers not named).
+        act_bits: one input width for all layers, or layer name -> width (32 for layers not named).
         float_ops: arithmetic is floating point where the table has that width (fp32, fp16).
         table: a loaded table, a path to one, or None for :func:`load_energy_table`'s default.
 
@@ -82,24 +86,29 @@ def estimate_energy(layers: Sequence[Mapping], *, weight_bits: int | Mapping[str
         ``{"value": J/sample, "method": "estimate-<table name>", "batch", "compute_j",
         "weight_memory_j", "activation_memory_j", "layers": [{"name", "j"}]}``, all energies J/sample.
     """
-    if batch < 1 or act_bits < 1:
-        raise ConfigError(f"batch and act_bits must be at least 1, got batch={batch}, act_bits={act_bits}")
+    if batch < 1:
+        raise ConfigError(f"batch must be at least 1, got {batch}")
     if not isinstance(table, Mapping):
         table = load_energy_table(table)
     dram_pj_per_bit = memory_energy_pj_per_bit(table, "dram")
     sram_pj_per_bit = memory_energy_pj_per_bit(table, "sram_8kb")
+    buffer_bits = table.get("activation_buffer_bytes")
+    buffer_bits = math.inf if buffer_bits is None else 8 * float(buffer_bits)
     totals_pj = {"compute": 0.0, "weight_memory": 0.0, "activation_memory": 0.0}
     per_layer = []
     for layer in layers:
-        bits = _layer_weight_bits(weight_bits, layer["name"])
-        op_bits = max(bits, act_bits)
+        bits = _layer_bits(weight_bits, layer["name"], "weight")
+        a_bits = _layer_bits(act_bits, layer["name"], "activation")
+        op_bits = max(math.ceil(bits), math.ceil(a_bits))
         bias_numel = layer["params"] - layer["weight_numel"]
+        activation_bits = (layer["in_elems"] + layer["out_elems"]) * a_bits
+        on_chip = min(activation_bits, buffer_bits)
         parts_pj = {
             "compute": layer["macs"] * (op_energy_pj(table, "mult", op_bits, float_ops)
                                         + op_energy_pj(table, "add", op_bits, float_ops)),
             "weight_memory": (layer["weight_numel"] * bits + bias_numel * BIAS_BITS)
                              * dram_pj_per_bit / batch,
-            "activation_memory": (layer["in_elems"] + layer["out_elems"]) * act_bits * sram_pj_per_bit,
+            "activation_memory": on_chip * sram_pj_per_bit + (activation_bits - on_chip) * dram_pj_per_bit,
         }
         for part, value in parts_pj.items():
             totals_pj[part] += value
@@ -113,10 +122,10 @@ def estimate_energy(layers: Sequence[Mapping], *, weight_bits: int | Mapping[str
     }
 
 
-def _layer_weight_bits(weight_bits: int | Mapping[str, int], name: str) -> int:
-    bits = weight_bits.get(name, DEFAULT_BITS) if isinstance(weight_bits, Mapping) else weight_bits
-    if bits < 1:
-        raise ConfigError(f"weight bits must be at least 1, got {bits} for layer {name!r}")
+def _layer_bits(bits_by_layer: float | Mapping[str, float], name: str, what: str) -> float:
+    bits = bits_by_layer.get(name, DEFAULT_BITS) if isinstance(bits_by_layer, Mapping) else bits_by_layer
+    if not 1 <= bits <= 64:
+        raise ConfigError(f"{what} bits must be between 1 and 64, got {bits} for layer {name!r}")
     return bits
 
 

@@ -6,6 +6,8 @@ from importlib import metadata
 
 import torch
 
+from .meters import detect_meter
+
 _LIBRARIES = ("torch", "onnxruntime", "onnx", "numpy")
 
 
@@ -17,8 +19,8 @@ def collect_env(threads: int | None = None) -> dict:
 
     Returns:
         ``{"cpu", "logical_cores", "threads", "os", "python", "torch", "onnxruntime", "onnx", "numpy",
-        "energy_meter"}``; a library that is not installed is None. ``energy_meter`` is "none": energy
-        is estimated, not read from a hardware counter.
+        "energy_meter"}``; a library that is not installed is None. ``energy_meter`` names the CPU energy
+        meter the record's energy is measured with ("rapl"), or is "none": energy is estimated.
     """
     return {
         "cpu": cpu_model_name(),
@@ -27,7 +29,7 @@ def collect_env(threads: int | None = None) -> dict:
         "os": platform.platform(),
         "python": platform.python_version(),
         **{name: _library_version(name) for name in _LIBRARIES},
-        "energy_meter": "none",
+        "energy_meter": detect_meter().name,
     }
 
 

@@ -1,7 +1,8 @@
 """``measure``: one honest result record for a model file or an in-memory model.
 
 Accuracy comes from running the very artifact (PyTorch for ``.wlz``, ONNX Runtime for ``.onnx``),
-size from bytes of real files, latency from timing each engine, energy from the labelled estimator.
+size from bytes of real files, latency from timing each engine, energy from a RAPL meter when the machine
+has one, else from the labelled estimator.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from ..train import metrics_from_outputs, predict
 from .energy import estimate_energy
 from .env import collect_env
 from .latency import time_onnx, time_torch
-from .ops import count_macs, count_onnx_macs, count_params
+from .meters import measure_onnx_energy, measure_torch_energy
+from .ops import count_onnx_macs, count_params
+from .profile import layer_profile, micronet_counts
 
 DEFAULT_BATCHES = (1, 256)
 CALIBRATION_SAMPLES = 1024
@@ -118,7 +121,7 @@ def measure_module(model, dataset: Dataset, *, file_path: str | Path | None = No
     record = _base_record(model.meta, dataset, threads)
     record.update(_quality(predict(module, X), dataset, split))
     params, nonzero = count_params(module)
-    ops = count_macs(module, model.input_shape)
+    profile = layer_profile(model.module, module, model.input_shape)
     latency = []
     with tempfile.TemporaryDirectory() as tmp:
         if file_path is None:
@@ -142,11 +145,14 @@ def measure_module(model, dataset: Dataset, *, file_path: str | Path | None = No
     record.update({
         "precision": precision_label(weight_bits), "weight_bits": weight_bits, "params": params,
         "nonzero_params": nonzero, "size_bytes": size, "size_bytes_fp32": size_fp32,
-        "compression_ratio": size_fp32 / size, "macs": ops["total"], "macs_per_layer": ops["layers"],
-        "bops": round(sum(layer["macs"] * weight_bits.get(layer["name"], 32) * 32 for layer in ops["layers"])),
+        "compression_ratio": size_fp32 / size, "macs": profile["macs"], "macs_per_layer": profile["layers"],
+        "bops": profile["bops"], "micronet": profile["micronet"],
         "latency_ms": latency,
-        # Weights stored at their bits cut memory traffic; activations stay fp32, so the arithmetic does too.
-        "energy_j_per_sample": estimate_energy(ops["layers"], weight_bits=weight_bits, act_bits=32),
+        # Weights stored at their bits cut memory traffic; layers without activation quantizers take fp32
+        # inputs, so their arithmetic stays fp32.
+        # Measured when a RAPL meter is available (the estimate then kept under energy_estimate).
+        **measure_torch_energy(module, model.input_shape, profile["energy"], batch=min(batches, default=1),
+                               threads=threads),
         "artifact": str(file_path) if Path(file_path).exists() else None,
     })
     return record
@@ -180,10 +186,13 @@ def measure_onnx(path: str | Path, dataset: Dataset, *, batches: Sequence[int] =
         "size_bytes": size, "size_bytes_fp32": size_fp32,
         "compression_ratio": size_fp32 / size if size_fp32 else None, "macs": ops["total"],
         "macs_per_layer": ops["layers"], "bops": ops["total"] * bits * bits,
+        "micronet": micronet_counts([{**layer, "nonzero": None, "weight_bits": bits, "act_bits": bits}
+                                     for layer in ops["layers"]]),
         "latency_ms": [time_onnx(path, input_shape, batch=b, threads=threads, repeats=repeats)
                        | {"precision": precision} for b in batches],
-        "energy_j_per_sample": estimate_energy(ops["layers"], weight_bits=bits, act_bits=bits,
-                                               float_ops=bits == 32),
+        **measure_onnx_energy(path, input_shape, estimate_energy(ops["layers"], weight_bits=bits, act_bits=bits,
+                                                                 float_ops=bits == 32),
+                              batch=min(batches, default=1), threads=threads),
         "artifact": str(path),
     })
     return record

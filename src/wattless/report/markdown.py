@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .comparison import Record, comparison_caption, comparison_rows
+
+if TYPE_CHECKING:
+    from .document import Document, Table
 
 
 def markdown_table(rows: list[dict[str, str]]) -> str:
@@ -33,6 +36,47 @@ def render_markdown(records: list[Record], *, title: str, notes: list[str] | Non
     if image:
         parts.append(f"## Pareto fronts\n\n![Quality vs size and latency]({image})")
     return "\n\n".join(parts) + "\n"
+
+
+def render_document_markdown(document: Document) -> str:
+    """``wattless report`` as Markdown: the tables of the HTML report, plots referenced by file name beside it.
+
+    Strings from records are escaped (``<``, ``>``, ``&``, line breaks), so no record can inject HTML.
+    """
+    parts = [f"# {_plain(document.title)}", _bullets(document.notes)]
+    for group in document.groups:
+        parts += [f"## {_plain(group.heading)}",
+                  f"{len(group.records)} records; baseline: **{_plain(group.baseline.get('name'))}**",
+                  _document_table(group.summary), _bullets(group.notes),
+                  f"### Pareto fronts\n\n![{_plain(group.heading)}: quality vs size, latency and energy]"
+                  f"({group.plot})",
+                  _document_table(group.details)]
+        if group.layers:
+            parts += ["### Per-layer breakdown", *(_document_table(table, level=4) for table in group.layers)]
+        if group.environment:
+            parts.append("### Environment of the baseline\n\n" + "\n".join(
+                f"- **{_plain(key)}**: {_plain(value)}" for key, value in group.environment))
+    parts += ["## Sources", markdown_table(_plain_rows(document.sources.rows))]
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _document_table(table: Table, level: int = 3) -> str:
+    text = f"{'#' * level} {_plain(table.title)}\n\n{markdown_table(_plain_rows(table.rows))}"
+    return text + (f"\n\n*{_plain(table.caption)}*" if table.caption else "")
+
+
+def _plain_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{_plain(key): _plain(value) for key, value in row.items()} for row in rows]
+
+
+def _bullets(notes: list[str]) -> str:
+    return "\n".join(f"- {_plain(note)}" for note in notes)
+
+
+def _plain(value: Any) -> str:
+    """Text that Markdown renderers show as it is: no HTML tags, entities or line breaks."""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(text.split())
 
 
 def _environment_value(value: Any) -> str:

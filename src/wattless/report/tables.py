@@ -69,27 +69,43 @@ def record_table(record: Record) -> Table:
 
 
 def layer_table(layers: list[dict[str, Any]]) -> Table:
-    """Per-layer parameters (and non-zeros and weight bits when known) and multiply-accumulates, with each
-    layer's share of all MACs (%)."""
+    """Per-layer shape, parameters (non-zeros, weight/activation bits and stored bytes when known), MACs and
+    estimated energy, with each layer's share of all MACs and of the energy (%)."""
     total_macs = sum(layer.get("macs") or 0 for layer in layers)
-    extra = [key for key in ("nonzero", "bits") if any(key in layer for layer in layers)]
-    table = Table(title="MACs per layer")
+    total_energy = sum(layer.get("energy_j") or 0 for layer in layers)
+
+    def total(key: str) -> float:
+        return sum(layer.get(key) or 0 for layer in layers)
+
+    # (header, key the column needs, cell of a layer, cell of the total row)
+    columns = [
+        ("Shape", "shape", lambda r: "x".join(map(str, r["shape"])) if r.get("shape") else MISSING, ""),
+        ("Params", None, lambda r: format_count(r.get("params")), format_count(total("params"))),
+        ("Nonzero", "nonzero", lambda r: format_count(r.get("nonzero")), format_count(total("nonzero"))),
+        ("W bits", "weight_bits", lambda r: format_number(r.get("weight_bits"), ".3g"), ""),
+        ("A bits", "act_bits", lambda r: format_number(r.get("act_bits"), ".3g"), ""),
+        ("Bytes", "bytes", lambda r: format_bytes(r.get("bytes")), format_bytes(total("bytes"))),
+        ("MACs", None, lambda r: format_count(r.get("macs")), format_count(total_macs)),
+        ("MAC share (%)", None, lambda r: _share(r.get("macs"), total_macs), "100.0" if total_macs else MISSING),
+        ("Energy", "energy_j", lambda r: format_energy(r.get("energy_j")), format_energy(total_energy)),
+        ("Energy share (%)", "energy_j", lambda r: _share(r.get("energy_j"), total_energy), "100.0"),
+    ]
+    columns = [c for c in columns if c[1] is None or any(layer.get(c[1]) is not None for layer in layers)]
+    table = Table(title="Per layer")
     table.add_column("Layer")
     table.add_column("Type")
-    for header in ("Params", *(key.capitalize() for key in extra), "MACs", "Share (%)"):
+    for header, *_ in columns:
         table.add_column(header, justify="right")
     for layer in layers:
-        macs = layer.get("macs")
-        share = MISSING if macs is None or total_macs == 0 else f"{100 * macs / total_macs:.1f}"
-        cells = [format_count(layer.get("nonzero")) if key == "nonzero" else format_number(layer.get("bits"), ".3g")
-                 for key in extra]
         table.add_row(format_text(layer.get("name")), format_text(layer.get("type")),
-                      format_count(layer.get("params")), *cells, format_count(macs), share)
+                      *(cell(layer) for _, _, cell, _ in columns))
     table.add_section()
-    total_params = sum(layer.get("params") or 0 for layer in layers)
-    table.add_row("total", "", format_count(total_params), *("" for _ in extra), format_count(total_macs),
-                  "100.0" if total_macs else MISSING)
+    table.add_row("total", "", *(total_cell for *_, total_cell in columns))
     return table
+
+
+def _share(part: float | None, total: float) -> str:
+    return MISSING if part is None or not total else f"{100 * part / total:.1f}"
 
 
 def _record_lines(record: Record) -> list[tuple[str, str]]:

@@ -1,0 +1,238 @@
+import base64
+import html
+import io
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import matplotlib.image
+import pytest
+
+from wattless.errors import ConfigError
+from wattless.report import collect_records, write_report
+from wattless.report.plots import DPI
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+HOSTILE = '<script>alert("x")</script>'
+URL_ATTRIBUTES = {"src", "href", "srcset", "action", "formaction", "poster", "data", "background", "xlink:href"}
+
+
+class Parsed(HTMLParser):
+    """Every tag, every URL-carrying attribute and all text of a page."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.tags, self.urls, self.text = [], [], []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self.urls += [value for name, value in attrs if name in URL_ATTRIBUTES]
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _latency(engine, precision, batch, median):
+    return {"engine": engine, "precision": precision, "batch": batch, "threads": 1, "median": median,
+            "p25": 0.9 * median, "p75": 1.1 * median}
+
+
+def _records():
+    """fp32 and int8 on digits (with layers), a record full of markup, and two regression records."""
+    base = {"model": "mlp", "dataset": "digits", "task": "classification", "seed": 0, "params": 100_000,
+            "size_bytes_fp32": 400_000, "env": {"cpu": "Test CPU", "threads": 1}}
+    fp32 = {**base, "name": "fp32", "recipe": [], "accuracy": 0.95, "size_bytes": 400_000, "compression_ratio": 1.0,
+            "latency_ms": [_latency("torch", "fp32", 1, 1.0), _latency("torch", "fp32", 256, 20.0)],
+            "macs_per_layer": [{"name": "fc1", "type": "Linear", "params": 75_000, "macs": 75_000},
+                               {"name": "fc2", "type": "Linear", "params": 25_000, "macs": 25_000}],
+            "energy_j_per_sample": {"value": 4e-6, "method": "estimate-45nm", "batch": 1,
+                                    "layers": [{"name": "fc1", "j": 3e-6}, {"name": "fc2", "j": 1e-6}]}}
+    int8 = {**base, "name": "int8", "recipe": ["quantize.int8"], "accuracy": 0.948, "size_bytes": 100_000,
+            "compression_ratio": 4.0, "latency_ms": [_latency("torch", "fp32", 1, 0.9),
+                                                     _latency("onnxruntime", "int8", 1, 0.3)],
+            "energy_j_per_sample": {"value": 1e-6, "method": "estimate-45nm", "batch": 1}}
+    hostile = {**int8, "name": HOSTILE, "model": '"><img src=x onerror=alert(1)>', "recipe": "<i>r</i>",
+               "env": {"cpu": "<b>cpu</b>"}, "macs_per_layer": [{"name": "<td>evil", "macs": 5, "params": 5}],
+               "energy_j_per_sample": {"value": 2e-6, "method": "rapl"}}
+    regression = [{"name": name, "dataset": "diabetes", "task": "regression", "rmse": rmse, "size_bytes": size,
+                   "latency_ms": [_latency("torch", "fp32", 1, 0.05)]}
+                  for name, rmse, size in (("fp32", 50.0, 8000), ("int4", 53.1, 1000))]
+    return [fp32, int8, hostile, *regression]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    path = tmp_path_factory.mktemp("runs") / "runs.json"
+    path.write_text(json.dumps(_records()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def report(runs):
+    """The report, written once for the tests that only read it."""
+    return write_report(collect_records([runs]), runs.parent / "report", title="Test <report>")
+
+
+def test_writes_html_markdown_and_one_plot_per_group(runs, report):
+    folder = runs.parent / "report"
+    assert report == {"html": folder / "report.html", "markdown": folder / "report.md",
+                      "plots": [folder / "pareto-g1-digits.png", folder / "pareto-g2-diabetes.png"]}
+    assert sorted(p.name for p in folder.iterdir()) == ["pareto-g1-digits.png", "pareto-g2-diabetes.png",
+                                                        "report.html", "report.md"]
+
+
+def test_html_loads_nothing_from_outside_the_file(report):
+    text = report["html"].read_text()
+    page = Parsed(text)
+    assert page.urls, "expected images and anchors"
+    for url in page.urls:
+        assert url.startswith(("data:", "#")), url
+    for marker in ("http://", "https://", 'src="//', "url("):
+        assert marker not in text
+    tags = {tag for tag, _ in page.tags}
+    assert not tags & {"script", "iframe", "object", "embed", "base", "form"}
+    assert all(attrs.get("rel") == "icon" for tag, attrs in page.tags if tag == "link")
+    policy = next(attrs["content"] for tag, attrs in page.tags if attrs.get("http-equiv") == "Content-Security-Policy")
+    assert "default-src 'none'" in policy
+
+
+def test_every_record_string_is_escaped(report):
+    page = Parsed(report["html"].read_text())
+    text = "".join(page.text)
+    # Escaped markup reaches the parser as text; unescaped, it would have become tags.
+    for shown in (HOSTILE, '"><img src=x onerror=alert(1)>', "<i>r</i>", "<td>evil", "<b>cpu</b>", "Test <report>"):
+        assert shown in text, shown
+    assert not {tag for tag, _ in page.tags} & {"script", "b", "i"}
+    assert [attrs["alt"] for tag, attrs in page.tags if tag == "img"] == [
+        "classification quality against size, latency and energy per sample for digits",
+        "regression quality against size, latency and energy per sample for diabetes"]
+    markdown = report["markdown"].read_text()
+    assert "<script>" not in markdown and "<b>" not in markdown and "<img" not in markdown
+    assert "&lt;script&gt;" in markdown
+
+
+def test_images_are_png_plots_with_three_panels(report):
+    page = Parsed(report["html"].read_text())
+    images = [attrs["src"] for tag, attrs in page.tags if tag == "img"]
+    assert len(images) == 2
+    for uri, path in zip(images, report["plots"], strict=True):
+        data = base64.b64decode(uri.removeprefix("data:image/png;base64,"), validate=True)
+        assert data.startswith(PNG_MAGIC) and data == path.read_bytes()
+        height, width, _ = matplotlib.image.imread(io.BytesIO(data), format="png").shape
+        assert (width, height) == pytest.approx((16.5 * DPI, 4.5 * DPI), abs=2)
+
+
+def test_tables_show_quality_size_latency_energy_and_layers(report):
+    text = report["html"].read_text()
+    for header in ("Accuracy (%)", "Size", "vs fp32", "Latency b1 (1 thread)", "Latency b256 (1 thread)",
+                   "Energy/sample", "RMSE", "MAC share (%)", "Energy share (%)"):
+        assert f"<th scope=\"col\">{header}</th>" in text, header
+    assert "0.300 ms (ort int8)" in text  # fastest batch-1 engine of int8
+    assert "4.0x" in text  # int8's compression ratio and size ratio
+    assert '<td class="n">75.0</td>' in text  # fc1's share of MACs and of energy
+    assert "Layers of fp32" in text
+
+
+def test_different_energy_methods_are_labelled_and_noted(report):
+    for text in (report["html"].read_text(), report["markdown"].read_text()):
+        assert "Energy was obtained by different methods (estimate-45nm, rapl)" in text
+        assert "2 µJ (rapl)" in text and "4 µJ (estimate-45nm, b1)" in text
+
+
+def test_markdown_has_the_tables_and_references_the_plots_beside_it(report):
+    markdown = report["markdown"].read_text()
+    assert markdown.startswith("# Test &lt;report&gt;\n")
+    for path in report["plots"]:
+        assert f"]({path.name})" in markdown
+    assert "| Variant | Accuracy (%) |" in markdown and "| Variant | RMSE |" in markdown
+    assert "#### Layers of fp32" in markdown
+
+
+def test_refuses_to_overwrite_any_of_its_files_unless_forced(tmp_path, runs, report):
+    collection = collect_records([runs])
+    for name in ("report.html", "report.md", "pareto-g2-diabetes.png"):
+        folder = tmp_path / name.replace(".", "-")
+        folder.mkdir()
+        (folder / name).write_text("mine")
+        with pytest.raises(ConfigError, match=f"{name}' already exists"):
+            write_report(collection, folder)
+        assert [p.name for p in folder.iterdir()] == [name] and (folder / name).read_text() == "mine"
+    write_report(collection, folder, title="Again", force=True)
+    assert "<h1>Again</h1>" in (folder / "report.html").read_text()
+    assert (folder / "pareto-g2-diabetes.png").read_bytes().startswith(PNG_MAGIC)
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_refuses_a_missing_parent_folder_or_a_file(tmp_path, runs):
+    collection = collect_records([runs])
+    with pytest.raises(ConfigError, match="does not exist"):
+        write_report(collection, tmp_path / "no" / "such")
+    with pytest.raises(ConfigError, match="is a file"):
+        write_report(collection, runs)
+    assert not (tmp_path / "no").exists()
+
+
+def test_text_that_looks_like_mathtext_is_drawn_as_text(tmp_path):
+    math = r"$\frac{$"
+    records = [{"name": math, "dataset": math, "accuracy": 0.9, "size_bytes": 10,
+                "energy_j_per_sample": {"value": 1e-6, "method": math}},
+               {"name": "b", "dataset": math, "accuracy": 0.8, "size_bytes": 5,
+                "energy_j_per_sample": {"value": 1e-6, "method": "other"}}]
+    runs = tmp_path / "r.json"
+    runs.write_text(json.dumps(records))
+    files = write_report(collect_records([runs]), tmp_path / "out")
+    assert files["plots"][0].read_bytes().startswith(PNG_MAGIC)
+
+
+def _browser() -> str | None:
+    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+
+
+def _run_browser(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    return subprocess.run([_browser(), *flags, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def _console_lines(stderr: str) -> list[str]:
+    """Console messages (errors, CSP violations, blocked loads) Chromium logged to stderr."""
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+_HARNESS = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>harness</title></head><body>
+<pre id="result">pending</pre><iframe id="report" src="{url}" width="1200" height="800"></iframe>
+<script>
+window.addEventListener("load", () => {{
+  const doc = document.getElementById("report").contentDocument;
+  const images = Array.from(doc.images);
+  document.getElementById("result").textContent = JSON.stringify({{title: doc.title, images: images.length,
+    decoded: images.filter(image => image.complete && image.naturalWidth > 0).length}});
+}});
+</script></body></html>"""
+
+
+@pytest.mark.skipif(_browser() is None, reason="no chromium, chromium-browser or google-chrome on PATH "
+                                               "(Debian: apt-get install -y chromium)")
+def test_report_opens_in_a_headless_browser_without_errors(tmp_path, report):
+    url = report["html"].as_uri()
+    shown = _run_browser(tmp_path, "--dump-dom", url)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "<title>Test &lt;report&gt;</title>" in shown.stdout and shown.stdout.count("<table") >= 5
+    assert "<h1>Test &lt;report&gt;</h1>" in shown.stdout
+    assert _console_lines(shown.stderr) == []
+
+    # The report itself runs no script, so a harness page inspects it: every image decoded.
+    harness = tmp_path / "harness.html"
+    harness.write_text(_HARNESS.format(url=url))
+    inspected = _run_browser(tmp_path, "--allow-file-access-from-files", "--dump-dom", harness.as_uri())
+    result = inspected.stdout.split('<pre id="result">', 1)[1].split("</pre>", 1)[0]
+    assert json.loads(html.unescape(result)) == {"title": "Test <report>", "images": 2, "decoded": 2}
+    assert _console_lines(inspected.stderr) == []
+
+    screenshot = tmp_path / "shot.png"
+    shot = _run_browser(tmp_path, f"--screenshot={screenshot}", "--window-size=1280,2000", url)
+    assert shot.returncode == 0 and screenshot.read_bytes().startswith(PNG_MAGIC)
+    assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one
