@@ -32,6 +32,10 @@ QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output.")
 ForceOpt = typer.Option(False, "--force", help="Overwrite the output file if it exists.")
 MAX_BATCH = 65536
 TrustOpt = typer.Option(False, "--trust-code", help="Allow importing a package.module:factory model.")
+GridOpt = typer.Option(None, "--grid-intensity", help="Carbon intensity of your electricity, g CO2e/kWh, for the "
+                       "footprint (default: $WATTLESS_GRID_INTENSITY, else the world average 475).")
+CountryOpt = typer.Option(None, "--carbon-country", help="ISO3 country (e.g. FRA) whose grid intensity to take "
+                          "from CodeCarbon's bundled data (pip install 'wattless[carbon]').")
 
 
 def _dataset(name: str | None, data_dir: str | None, target: str | None, task: str | None, meta=None):
@@ -116,9 +120,11 @@ def train(
     model_arg: list[str] | None = typer.Option(None, "--model-arg", help="Model option key=value (repeat)."),
     data_dir: str | None = DataDirOpt, target: str | None = TargetOpt, task: str | None = TaskOpt,
     trust_code: bool = TrustOpt, force: bool = ForceOpt, json_out: bool = JsonOpt, quiet: bool = QuietOpt,
+    grid: float | None = GridOpt, carbon_country: str | None = CountryOpt,
 ):
-    """Train a model and write it to a .wlz file."""
+    """Train a model and write it to a .wlz file; report the training's footprint (time, energy, CO2e) on stderr."""
     from . import api
+    from .measurement.footprint import Footprint, grid_intensity
     from .train import TrainConfig, evaluate
 
     if output.suffix != ".wlz":
@@ -126,14 +132,18 @@ def train(
     _check_output(output, force)
     config = _validated(TrainConfig, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
                         optimizer=optimizer, schedule=schedule, patience=patience)
+    footprint = Footprint(grid=grid_intensity(grid, carbon_country))  # validated before any work
     data = _dataset(dataset, data_dir, target, task)
-    with _epoch_progress(config.epochs, quiet or json_out or not err.is_terminal) as on_epoch:
+    with _epoch_progress(config.epochs, quiet or json_out or not err.is_terminal) as on_epoch, footprint:
         trained = api.train(model, data, model_kwargs=_parse_kwargs(model_arg), config=config,
                             trust_code=trust_code, on_epoch=on_epoch)
     test = evaluate(trained.module, data.X_test, data.y_test, data.task)
-    size = api.save(trained, output)
+    size = api.save(trained, output)  # the footprint stays out of the file: same seed, same bytes
     result = {"model": model, "dataset": data.name, "seed": seed, "artifact": str(output), "size_bytes": size,
-              "epochs_run": trained.meta["train"]["epochs_run"], "val": trained.meta["train"]["val"], "test": test}
+              "epochs_run": trained.meta["train"]["epochs_run"], "val": trained.meta["train"]["val"], "test": test,
+              "footprint": footprint.result.as_dict()}
+    if not quiet:
+        err.print(footprint.result.summary(), markup=False, highlight=False, soft_wrap=True)
     if json_out:
         _print_json(result)
         return
@@ -251,10 +261,13 @@ def compress(
     repeats: int = typer.Option(50, "--repeats", min=1, help="Timed runs per engine and batch."),
     data_dir: str | None = DataDirOpt, target: str | None = TargetOpt, task: str | None = TaskOpt,
     trust_code: bool = TrustOpt, force: bool = ForceOpt, json_out: bool = JsonOpt, quiet: bool = QuietOpt,
+    grid: float | None = GridOpt, carbon_country: str | None = CountryOpt,
 ):
     """Compress a model with a recipe, steps or int8 deployment (or the best recipe within --max-drop), and
-    measure it against the original. A recipe also writes OUTPUT.steps.json: a record after every step."""
+    measure it against the original. A recipe also writes OUTPUT.steps.json: a record after every step.
+    The footprint of the compression (not of the measurements) is reported on stderr and under "footprint"."""
     from . import api
+    from .measurement.footprint import Footprint, grid_intensity
     from .pipeline import check_output_kind, run_recipe
     from .recipe import CALIBRATION_METHODS, OBJECTIVES, Recipe
 
@@ -267,13 +280,15 @@ def compress(
     if calibration not in CALIBRATION_METHODS:
         raise ConfigError(f"--calibration {calibration!r} unknown; use one of {', '.join(CALIBRATION_METHODS)}")
     batches = _batches(batch)
+    footprint = Footprint(grid=grid_intensity(grid, carbon_country))
     _check_output(output, force, Path(model_path))
     if max_drop is not None:
         if int8:
             raise ConfigError("--int8 does not combine with --max-drop: int8 candidates are in the ladder, "
                               "chosen when -o ends in .onnx")
         return _compress_within_budget(model_path, output, dataset, max_drop, objective, ladder, seed, batches,
-                                       threads, repeats, data_dir, target, task, trust_code, json_out, quiet)
+                                       threads, repeats, data_dir, target, task, trust_code, json_out, quiet,
+                                       footprint)
     parsed = Recipe.load(recipe) if recipe is not None else Recipe.from_steps(step) if step else Recipe()
     if int8 and not parsed.int8:
         parsed.int8, parsed.calibration = True, calibration
@@ -285,7 +300,7 @@ def compress(
     source = api.load(model_path, trust_code=trust_code)
     data = _dataset(dataset, data_dir, target, task, source.meta)
     options = {"batches": batches, "threads": threads, "repeats": repeats}
-    with _step_progress(parsed.step_names, quiet or json_out) as on_step:
+    with _step_progress(parsed.step_names, quiet or json_out) as on_step, footprint:
         pipeline = run_recipe(source, data, parsed, output, seed=seed, on_step=on_step)
     from ._atomic import write_text_atomic
 
@@ -294,8 +309,11 @@ def compress(
     baseline["name"] = "original"
     result = api.measure(output, data, trust_code=trust_code, engines=("torch", "onnxruntime"), **options)
     result["name"] = output.name
+    if not quiet:
+        err.print(footprint.result.summary(), markup=False, highlight=False, soft_wrap=True)
     if json_out:
-        _print_json({**result, "baseline": baseline, "steps": pipeline.records})
+        _print_json({**result, "baseline": baseline, "steps": pipeline.records,
+                     "footprint": footprint.result.as_dict()})
         return
     from .report import comparison_table
 
@@ -334,7 +352,7 @@ class _step_progress:
 
 
 def _compress_within_budget(model_path, output, dataset, max_drop, objective, ladder, seed, batches, threads,
-                            repeats, data_dir, target, task, trust_code, json_out, quiet):
+                            repeats, data_dir, target, task, trust_code, json_out, quiet, footprint):
     from . import api
     from .ladder import compress_within_budget
     from .recipe import load_ladder
@@ -348,17 +366,21 @@ def _compress_within_budget(model_path, output, dataset, max_drop, objective, la
         if not (quiet or json_out):
             err.print(f"candidate {position}/{total}: {name}")
 
-    found = compress_within_budget(source, data, output, max_drop=max_drop, objective=objective,
-                                   ladder=candidates, seed=seed, batches=batches, threads=threads,
-                                   repeats=repeats, on_candidate=on_candidate)
+    with footprint:  # the search measures every candidate: that measuring is part of its work
+        found = compress_within_budget(source, data, output, max_drop=max_drop, objective=objective,
+                                       ladder=candidates, seed=seed, batches=batches, threads=threads,
+                                       repeats=repeats, on_candidate=on_candidate)
     if json_out:
         _print_json({**(next(r["record"] for r in found.rows if r["status"] == "chosen") if found.path else {}),
-                     "baseline": found.baseline, "chosen": found.chosen, "candidates": found.rows})
+                     "baseline": found.baseline, "chosen": found.chosen, "candidates": found.rows,
+                     "footprint": footprint.result.as_dict()})
     else:
         out.print(ladder_table(found.baseline, found.rows, max_drop=max_drop, objective=objective))
     if found.path is None:
         raise ConfigError(f"no candidate stays within --max-drop {max_drop:g}; nothing written. Raise the budget "
                           "or pass --ladder with milder recipes")
+    if not quiet:
+        err.print(footprint.result.summary(), markup=False, highlight=False, soft_wrap=True)
     err.print(f"wrote {output}: {found.chosen}")
 
 
@@ -409,35 +431,81 @@ def inspect(
     model_path: str = typer.Argument(..., metavar="MODEL", help="A .wlz model file."),
     trust_code: bool = TrustOpt, json_out: bool = JsonOpt,
 ):
-    """Show what a model file holds: architecture, data set, recipe, and per-layer MACs."""
+    """Show what a model file holds: architecture, data set, recipe, and per layer its shape, parameters,
+    non-zeros, bits, bytes in the file, MACs and estimated energy (45 nm, batch 1) with its share of the total."""
     from . import api
-    from .measurement.ops import count_macs, count_params
-    from .measurement.record import layer_weight_bits
+    from .measurement.ops import count_params
+    from .measurement.profile import dense_fp32_counts, layer_profile, micronet_score, stored_bytes_by_layer
 
     loaded = api.load(model_path, trust_code=trust_code)
     module = api.deployable_module(loaded.module)
     params, nonzero = count_params(module)
-    ops = count_macs(module, loaded.input_shape)
-    bits = layer_weight_bits(loaded.module)
-    named = dict(module.named_modules())
-    for layer in ops["layers"]:
-        weight = getattr(named.get(layer["name"]), "weight", None)
-        if weight is not None:
-            layer["nonzero"] = int((weight != 0).sum())
-        layer["bits"] = bits.get(layer["name"], 32 if weight is not None else None)
+    profile = layer_profile(loaded.module, module, loaded.input_shape)
+    stored = stored_bytes_by_layer(model_path, [layer["name"] for layer in profile["layers"]])
+    for layer in profile["layers"]:
+        layer["bytes"] = stored.get(layer["name"])
+    energy = {k: v for k, v in profile["energy"].items() if k != "layers"}
     info = {"file": model_path, "size_bytes": Path(model_path).stat().st_size, "model": loaded.spec,
             "task": loaded.task, "dataset": (loaded.meta.get("dataset") or {}).get("name"),
             "seed": loaded.meta.get("seed"), "recipe": loaded.recipe, "params": params, "nonzero_params": nonzero,
-            "macs": ops["total"], "layers": ops["layers"]}
+            "macs": profile["macs"], "bops": profile["bops"], "energy_j_per_sample": energy,
+            "micronet": profile["micronet"], "layers": profile["layers"]}
     if json_out:
         _print_json(info)
         return
     from .report import layer_table
+    from .report.format import format_energy
 
+    score = micronet_score(profile["micronet"], dense_fp32_counts(params, profile["macs"]))
     out.print(f"[bold]{model_path}[/]: {loaded.name} for {info['dataset']} ({loaded.task}), "
-              f"{params:,} params ({nonzero:,} non-zero), {ops['total']:,} MACs/sample, "
-              f"recipe: {[s['technique'] for s in loaded.recipe] or 'none'}")
-    out.print(layer_table(ops["layers"]))
+              f"{params:,} params ({nonzero:,} non-zero), {profile['macs']:,} MACs/sample, "
+              f"{format_energy(energy['value'])}/sample ({energy['method']}), MicroNet score {score:.3f} vs this "
+              f"architecture dense fp32 (2.0), recipe: {[s['technique'] for s in loaded.recipe] or 'none'}")
+    out.print(layer_table(profile["layers"]))
+
+
+@app.command()
+def search(
+    model_path: str = typer.Argument(..., metavar="MODEL", help="The .wlz model to compress."),
+    output: Path = typer.Option(..., "-o", "--output", help="Best model: .wlz, or .onnx (allows int8)."),
+    max_drop: float = typer.Option(..., "--max-drop", help="Accuracy budget in points (regression: % of RMSE), "
+                                   "checked on validation, confirmed on test."),
+    objective: str = typer.Option("size", "--objective", help="size, latency or energy."),
+    trials: int = typer.Option(20, "--trials", help="Trials in all; a rerun with the same inputs resumes."),
+    multi: bool = typer.Option(False, "--multi", help="Multi-objective (accuracy, size, latency): Pareto front."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Fine-tuning/distillation epochs per trial."),
+    db: Path = typer.Option(Path("runs.db"), "--db", help="Runs database (Optuna's trials are stored there too)."),
+    dataset: str | None = DatasetOpt, seed: int | None = typer.Option(None, help="Seed of the techniques."),
+    data_dir: str | None = DataDirOpt, target: str | None = TargetOpt, task: str | None = TaskOpt,
+    trust_code: bool = TrustOpt, force: bool = ForceOpt, json_out: bool = JsonOpt, quiet: bool = QuietOpt,
+):
+    """Search the recipe space with Optuna for the best model within --max-drop, and write it."""
+    from . import api
+    from .recipe import OBJECTIVES
+    from .runs.search import search as run_search
+
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"--objective {objective!r} unknown; use one of {', '.join(OBJECTIVES)}")
+    _check_output(output, force, Path(model_path))
+    source = api.load(model_path, trust_code=trust_code)
+    data = _dataset(dataset, data_dir, target, task, source.meta)
+
+    def on_trial(number: int, values: dict) -> None:
+        if not (quiet or json_out):
+            err.print(f"trial {number}: validation drop {values['val_drop']:.2f}, {objective} {values[objective]:.4g}")
+
+    found = run_search(source, data, output, max_drop=max_drop, objective=objective, trials=trials, multi=multi,
+                       db=db, epochs=epochs, seed=seed, model_path=model_path, on_trial=on_trial)
+    if json_out:
+        _print_json({"study": found.study_name, "chosen": found.chosen, "front": found.front, "trials": found.rows})
+    else:
+        from .report.search import search_table
+
+        out.print(search_table(found.rows, objective=objective, max_drop=max_drop, front=found.front))
+    if found.path is None:
+        raise ConfigError(f"no trial stays within --max-drop {max_drop:g}; nothing written. Raise the budget or "
+                          "--trials")
+    err.print(f"wrote {output}: trial {found.chosen} (study {found.study_name} in {db})")
 
 
 @app.command(name="list")
@@ -474,6 +542,133 @@ def demo(
 
     out.print(comparison_table(records, title="wattless demo: MLP on digits (1 thread)"))
     out.print(f"report: {files['markdown']}")
+
+
+@app.command()
+def report(
+    runs: list[Path] = typer.Argument(..., metavar="RUNS", help="Results folders (searched recursively) or "
+                                      "JSON files of records (results.json, measure --json, OUT.steps.json)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for report.html, report.md and plots."),
+    title: str = typer.Option("wattless report", "--title", help="Title of the report."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing report in the folder."),
+):
+    """Write a self-contained HTML report and a Markdown one of result records: tables, Pareto fronts of
+    quality vs size, latency and energy, and per-layer breakdowns, grouped per data set."""
+    from .report import collect_records, write_report
+
+    files = write_report(collect_records(runs), output, title=title, force=force)
+    err.print(f"wrote {files['html']} and {files['markdown']} ({len(files['plots'])} plot(s))")
+
+
+DbOpt = typer.Option(Path("runs.db"), "--db", help="The runs database (SQLite).")
+
+
+@app.command()
+def sweep(
+    study: Path = typer.Argument(..., metavar="STUDY.yaml", help="The study: models, datasets, seeds, train, "
+                                 "recipes (see README: Sweeps)."),
+    workers: int | None = typer.Option(None, "--workers", "-w", help="Parallel trials (default: the cores; Ray: "
+                                       "the cluster's CPUs)."),
+    executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster HEAD:6379 (default: a local "
+                                           "Ray instance)."),
+    db: Path = DbOpt,
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for base models and artifacts (default "
+                                        "runs/STUDY-NAME)."),
+    threads: int = typer.Option(1, "--threads-per-worker", help="Torch threads of each worker."),
+    mlflow_uri: str | None = typer.Option(None, "--mlflow-uri", help="Also log every result to MLflow here."),
+    data_dir: str | None = DataDirOpt, trust_code: bool = TrustOpt, json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+):
+    """Run a study's grid (models x data sets x recipes x seeds) into the runs database; rerun to resume."""
+    from .runs import load_study, run_sweep
+    from .runs.tables import SweepProgress, runs_table
+
+    parsed = load_study(study, data_dir=data_dir, trust_code=trust_code)  # validated in full before any work
+    with SweepProgress(err, quiet=quiet or json_out, name=parsed.name) as progress:
+        result = run_sweep(parsed, db=db, out=out_dir, workers=workers, executor=executor, ray_address=ray_address,
+                           threads=threads, mlflow_uri=mlflow_uri, listener=progress)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
+    if json_out:
+        _print_json(result.as_dict())
+    elif not quiet:
+        from .runs import RunsDB
+
+        with RunsDB(db, create=False) as runs:
+            rows = sorted(runs.get_many(result.keys).values(), key=lambda row: row["id"])
+        out.print(runs_table(rows, title=f"study {parsed.name}: {len(rows)} trials in {db}"))
+    if result.failed:
+        raise ConfigError(f"{len(result.failed)} of {result.trials} trials failed; see `wattless runs list "
+                          f"--db {db} --status failed` (a rerun retries them)")
+
+
+runs_app = typer.Typer(no_args_is_help=True, help="The runs database: list, show and export result records.")
+app.add_typer(runs_app, name="runs")
+RunsStudyOpt = typer.Option(None, "--study", help="Only this study.")
+RunsStatusOpt = typer.Option(None, "--status", help="Only pending, running, done or failed runs.")
+RunsModelOpt = typer.Option(None, "--model", help="Only this model.")
+RunsDatasetOpt = typer.Option(None, "--dataset", help="Only this data set.")
+
+
+@runs_app.command("list")
+def runs_list(db: Path = DbOpt, study: str | None = RunsStudyOpt, status: str | None = RunsStatusOpt,
+              model: str | None = RunsModelOpt, dataset: str | None = RunsDatasetOpt, json_out: bool = JsonOpt):
+    """A table of the runs, with their headline metrics."""
+    from .runs import RunsDB
+    from .runs.tables import runs_table
+
+    with RunsDB(db, create=False) as runs:
+        rows = runs.list(study=study, status=status, model=model, dataset=dataset)
+    if json_out:
+        _print_json({"runs": [{k: v for k, v in row.items() if k != "record"} for row in rows]})
+        return
+    out.print(runs_table(rows, title=f"{len(rows)} run(s) in {db}"))
+
+
+@runs_app.command("show")
+def runs_show(run: str = typer.Argument(..., metavar="ID|KEY", help="Run id, trial key, or a key prefix."),
+              db: Path = DbOpt, json_out: bool = JsonOpt):
+    """Everything about one run: its columns and its full record."""
+    from .runs import RunsDB
+    from .runs.tables import run_table
+
+    with RunsDB(db, create=False) as runs:
+        row = runs.get(run)
+    if row is None:
+        raise ConfigError(f"no run {run!r} in {db}; see `wattless runs list --db {db}`")
+    if json_out:
+        _print_json(row)
+        return
+    out.print(run_table(row))
+    if row.get("record"):
+        from .report import record_table
+
+        out.print(record_table(row["record"]))
+
+
+@runs_app.command("export")
+def runs_export(csv_out: bool = typer.Option(False, "--csv", help="CSV: one line per run, no record JSON."),
+                json_export: bool = typer.Option(False, "--json", help='JSON: {"runs": [...]} with full records.'),
+                output: Path | None = typer.Option(None, "-o", "--output", help="File to write (default: stdout)."),
+                db: Path = DbOpt, study: str | None = RunsStudyOpt, status: str | None = RunsStatusOpt,
+                model: str | None = RunsModelOpt, dataset: str | None = RunsDatasetOpt, force: bool = ForceOpt):
+    """Export the runs as CSV or JSON, to a file or stdout."""
+    from .runs import RunsDB
+
+    if csv_out == json_export:
+        raise ConfigError("give one of --csv or --json")
+    if output is not None:
+        _check_output(output, force)
+    with RunsDB(db, create=False) as runs:
+        text = runs.export("csv" if csv_out else "json", study=study, status=status, model=model, dataset=dataset)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from ._atomic import write_text_atomic
+
+    write_text_atomic(output, text)
+    err.print(f"wrote {output}")
 
 
 def main() -> None:

@@ -1,0 +1,166 @@
+"""Running a study: every trial of the grid once, in parallel, resumable after a crash or a ``kill -9``.
+
+How resume works: the parent process owns the database. Before any work it adds a ``pending`` row per
+trial and claims the ones to run (``running``, with its host and pid). Workers write each artifact whole
+(staging folder + ``os.replace``) and return the record; only then does the parent mark the row ``done``.
+A rerun skips the trials that are ``done`` with their artifact on disk and runs all the others again:
+``pending``, ``failed``, and ``running`` rows whose process is gone. A trial killed half-way is simply
+run again: its key (the row's unique key, and its artifact's name) is the same, so nothing is lost or
+duplicated, and the staging folders of dead processes are removed.
+
+Each fp32 base model is a job of its own, run before the recipe trials that need it, so several workers
+never train the same model; a trial whose base file is missing trains it itself.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .db import DEFAULT_DB, RunsDB
+from .executors import check_options, make_executor
+from .study import Study, Trial
+from .trial import base_path, clean_staging
+
+Listener = Callable[[str, dict[str, Any]], None]
+"""Called with ``("start", {"planned", "skipped", "busy", "workers"})`` once, then ``("trial", {"trial",
+"row", "finished", "planned"})`` each time a trial ends, done or failed."""
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: grid size, trials skipped (already done), run now, failed, or left to another live
+    process; ``keys`` lists the grid's trial keys in order."""
+
+    study: str
+    db: str
+    out: str
+    trials: int
+    skipped: int = 0
+    ran: int = 0
+    failed: list[str] = field(default_factory=list)
+    busy: int = 0
+    keys: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def is_complete(row: dict[str, Any] | None) -> bool:
+    """A trial that needs no rerun: ``done`` and its artifact still on disk."""
+    return bool(row and row["status"] == "done" and row.get("artifact") and Path(row["artifact"]).exists())
+
+
+def run_sweep(study: Study, *, db: str | Path = DEFAULT_DB, out: str | Path | None = None, workers: int | None = None,
+              executor: str = "local", ray_address: str | None = None, threads: int = 1,
+              mlflow_uri: str | None = None, listener: Listener | None = None) -> SweepResult:
+    """Run every trial of ``study`` not yet done; rows go to the database ``db``, files under ``out``
+    (default ``runs/<study name>``). See the module docstring for how a rerun resumes."""
+    from .mlflow_log import MlflowLogger
+
+    check_options(executor, workers=workers, threads=threads, ray_address=ray_address)
+    logger = MlflowLogger(mlflow_uri, experiment=study.name) if mlflow_uri else None
+    listener = listener or (lambda kind, info: None)
+    out = Path(out if out is not None else Path("runs") / study.name).resolve()
+    trials = study.trials()
+    result = SweepResult(study.name, str(db), str(out), len(trials), keys=[t.key for t in trials])
+    with RunsDB(db) as runs:
+        rows = runs.get_many(result.keys)
+        todo = [trial for trial in trials if not is_complete(rows.get(trial.key))]
+        result.skipped = len(trials) - len(todo)
+        pool = make_executor(executor, workers=workers, threads=threads, ray_address=ray_address) if todo else None
+        claimed: list[Trial] = []
+        finished: set[str] = set()
+        try:
+            runs.add_pending(trial.columns() for trial in todo)
+            for trial in todo:
+                if rows.get(trial.key, {}).get("status") == "done":  # its artifact was removed: run it again
+                    runs.upsert(trial.key, status="pending")
+            claimed = [trial for trial in todo if runs.claim(trial.key)]
+            result.busy = len(todo) - len(claimed)
+            listener("start", {"planned": len(claimed), "skipped": result.skipped, "busy": result.busy,
+                               "workers": pool.capacity if claimed else 0})
+            if claimed:
+                for folder in ("base", "trials"):
+                    (out / folder).mkdir(parents=True, exist_ok=True)
+                clean_staging(out)
+                _drive(pool, claimed, out, runs, result, finished, logger, listener)
+        except BaseException:  # interrupted (Ctrl-C) or broken: the unfinished trials go back to pending
+            if pool is not None:
+                pool.close(cancel=True)
+            runs.release(t.key for t in claimed if t.key not in finished)
+            raise
+        if pool is not None:
+            pool.close()
+        if claimed:
+            clean_staging(out)
+    if logger is not None:
+        result.warnings.extend(logger.warnings)
+    return result
+
+
+def _drive(pool, trials: list[Trial], out: Path, runs: RunsDB, result: SweepResult, finished: set[str],
+           logger, listener: Listener) -> None:
+    """Keep ``pool.capacity`` jobs in flight: base models first, each base's trials once it exists."""
+    groups: dict[str, list[Trial]] = {}
+    for trial in trials:
+        groups.setdefault(trial.base_key, []).append(trial)
+    ready: deque[tuple[str, Trial]] = deque(("base", group[0]) for group in groups.values()
+                                            if not base_path(out, group[0]).exists())
+    ready.extend(("trial", t) for t in trials if base_path(out, t).exists())
+    in_flight: dict[Future, tuple[str, Trial]] = {}
+
+    def close(trial: Trial, outcome: dict[str, Any]) -> None:
+        _finish(runs, trial, outcome)
+        finished.add(trial.key)
+        row = runs.get(trial.key)
+        if row["status"] == "failed":
+            result.failed.append(trial.key)
+        else:
+            result.ran += 1
+            if logger is not None:
+                logger.log(row)
+        listener("trial", {"trial": trial, "row": row, "finished": len(finished), "planned": len(trials)})
+
+    while ready or in_flight:
+        while ready and len(in_flight) < pool.capacity:
+            kind, trial = ready.popleft()
+            try:
+                in_flight[pool.submit(kind, trial, out)] = (kind, trial)
+            except Exception as exc:  # a broken pool (a worker was killed by the system)
+                for member in (groups[trial.base_key] if kind == "base" else [trial]):
+                    close(member, {"error": f"could not start: {type(exc).__name__}: {exc}"})
+        if not in_flight:
+            continue
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        for future in done:
+            kind, trial = in_flight.pop(future)
+            outcome = _outcome(future)
+            if kind == "trial":
+                close(trial, outcome)
+            elif "error" in outcome:
+                for member in groups[trial.base_key]:
+                    close(member, {**outcome, "error": f"training the base model failed: {outcome['error']}"})
+            else:
+                ready.extend(("trial", member) for member in groups[trial.base_key])
+
+
+def _outcome(future: Future) -> dict[str, Any]:
+    try:
+        return future.result()
+    except Exception as exc:  # the worker process died, or Ray lost the task
+        return {"error": f"the worker was lost: {type(exc).__name__}: {exc}"}
+
+
+def _finish(runs: RunsDB, trial: Trial, outcome: dict[str, Any]) -> None:
+    columns = {k: v for k, v in trial.columns().items() if k != "key"}
+    timing = {k: outcome[k] for k in ("started", "finished", "seconds", "host", "pid") if outcome.get(k) is not None}
+    if "error" in outcome:
+        runs.finish(trial.key, error=outcome["error"], **columns, **timing)
+    else:
+        runs.finish(trial.key, record=outcome["record"], artifact=outcome["artifact"], **columns, **timing)
