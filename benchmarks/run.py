@@ -16,14 +16,16 @@ import foundation  # noqa: E402  (benchmarks/ is the script's own folder)
 import precision  # noqa: E402
 import pruning  # noqa: E402
 import quantization  # noqa: E402
+import search  # noqa: E402
 import survey  # noqa: E402
+import sweep  # noqa: E402
 
 from wattless.measurement.env import collect_env
 from wattless.report import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "benchmarks" / "results"
-STUDIES = ("foundation", "quantization", "precision", "pruning", "survey")
+STUDIES = ("foundation", "quantization", "precision", "pruning", "survey", "sweep", "search")
 
 
 def run_study(name: str, out_dir: Path) -> str:
@@ -32,12 +34,16 @@ def run_study(name: str, out_dir: Path) -> str:
         write_results(study["records"], out_dir / "foundation", title="Foundation study",
                       notes=["Energy is an analytical 45 nm estimate (no meter on this machine)."])
         return study["markdown"]
-    if name in ("quantization", "pruning", "survey") and not (out_dir / "lenet5.wlz").exists():
+    if name in ("quantization", "pruning", "survey", "search") and not (out_dir / "lenet5.wlz").exists():
         raise SystemExit("run the foundation study first: it trains the fp32 LeNet-300-100 and LeNet-5")
     if name == "quantization":
         return quantization.run(out_dir, out_dir / "lenet300.wlz")["markdown"]
     if name == "pruning":
         return pruning.run(out_dir)["markdown"]
+    if name == "sweep":
+        return sweep.run(out_dir)["markdown"]
+    if name == "search":
+        return search.run(out_dir)["markdown"]
     if name == "survey":
         study = survey.run(out_dir)
         for model in survey.ROWS:

@@ -7,7 +7,7 @@ import wattless
 from wattless.errors import ConfigError
 from wattless.recipe import Recipe
 from wattless.runs.db import RunsDB
-from wattless.runs.search import build_recipe, first_trial, search
+from wattless.runs.search import DEFAULT_EPOCHS, build_recipe, first_trial, search
 
 FAST = {"batches": (1, 8), "repeats": 3, "epochs": 2}
 
@@ -22,7 +22,7 @@ def test_size_search_writes_the_smallest_feasible_trial_and_resumes(wide_mlp, di
     db, out = tmp_path / "runs.db", tmp_path / "best.wlz"
     found = search(wide_mlp, digits, out, max_drop=3.0, objective="size", trials=2, db=db, **FAST)
     assert len(found.rows) == 2
-    assert found.rows[0]["params"] == {"scope": "global", "sparsity": 0.95, "clusters": 32}  # deep-compression
+    assert found.rows[0]["params"] == {"scope": "global", "sparsity": 0.95, "clusters": 16}  # deep-compression
     chosen = next(row for row in found.rows if row["status"] == "chosen")
     assert chosen["val_drop"] <= 3 and chosen["test_drop"] <= 3
     feasible = [row for row in found.rows if row["status"] in ("chosen", "within budget")]
@@ -65,3 +65,12 @@ def test_bad_options_fail_before_any_trial(trained_mlp, digits, tmp_path, option
         search(trained_mlp, digits, tmp_path / "x.wlz", db=tmp_path / "runs.db", **kwargs)
     assert not (tmp_path / "runs.db").exists()
 
+
+
+@pytest.mark.parametrize("objective, shipped", [("size", "deep-compression"), ("latency", "kd-pruned-student-int8")])
+def test_the_first_trial_is_the_shipped_recipe(objective, shipped):
+    fixed = optuna.trial.FixedTrial(first_trial(objective, DEFAULT_EPOCHS[objective], int8_allowed=True))
+    built = Recipe.from_dict(build_recipe(fixed, objective, ["1", "3"], DEFAULT_EPOCHS[objective], True))
+    expected = Recipe.load(shipped)
+    assert built.step_names == expected.step_names
+    assert [cfg for _, cfg in built.steps] == [cfg for _, cfg in expected.steps]

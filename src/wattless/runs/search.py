@@ -41,6 +41,8 @@ from ..techniques.prune.magnitude import prunable_weights
 SPACE_VERSION = 1
 """Bump when a space changes, so a resumed search never mixes trials of two spaces."""
 CLUSTERS = (8, 16, 32, 64)
+DEFAULT_EPOCHS = {"size": 12, "latency": 30, "energy": 30}
+"""Fine-tuning (size) or distillation epochs per trial: those of the shipped recipes the search starts from."""
 
 
 @dataclass
@@ -63,7 +65,8 @@ def size_recipe(trial, layers: list[str], epochs: int) -> dict[str, Any]:
         prune.update(scope="layer", layer_sparsity={
             name: trial.suggest_float(f"sparsity_{name}", 0.5, 0.99) for name in layers})
     clusters = trial.suggest_categorical("clusters", list(CLUSTERS))
-    return {"steps": [{"prune.magnitude": prune}, {"share.kmeans": {"clusters": clusters, "finetune_epochs": 1}}]}
+    share = {"clusters": clusters, "finetune_epochs": 1, "bias_bits": 8}
+    return {"steps": [{"prune.magnitude": prune}, {"share.kmeans": share}]}
 
 
 def narrow_recipe(trial, epochs: int, int8_allowed: bool) -> dict[str, Any]:
@@ -89,7 +92,7 @@ def build_recipe(trial, objective: str, layers: list[str], epochs: int, int8_all
 def first_trial(objective: str, epochs: int, int8_allowed: bool) -> dict[str, Any]:
     """The shipped recipe the search starts from, as Optuna parameters."""
     if objective == "size":
-        return {"scope": "global", "sparsity": 0.95, "clusters": 32}
+        return {"scope": "global", "sparsity": 0.95, "clusters": 16}
     start = {"width": 0.25, "importance": "taylor", **({"int8": True} if int8_allowed else {})}
     return start if objective == "latency" else {"family": "narrow", **start}
 
@@ -129,7 +132,7 @@ def search(model: WattlessModel, dataset: Dataset | str, out: str | Path, *, max
         raise ConfigError(f"output must end in .wlz or .onnx, got {str(out)!r}")
     data = as_dataset(dataset)
     seed = model.meta.get("seed", 0) if seed is None else seed
-    epochs = epochs if epochs is not None else (8 if objective == "size" else 20)
+    epochs = epochs if epochs is not None else DEFAULT_EPOCHS[objective]
     int8_allowed = out.suffix == ".onnx"
     layers = [name for name, _ in prunable_weights(model.module)]
     from ..io import deployable_module
