@@ -20,6 +20,7 @@ from typing import Any
 
 import wattless
 from wattless.deploy import export_onnx
+from wattless.errors import DataError
 from wattless.io import deployable_module
 from wattless.ladder import compress_within_budget
 from wattless.measurement import time_interleaved, time_onnx, time_torch
@@ -73,14 +74,14 @@ def _recipe(spec: Any) -> Recipe:
     return Recipe.load(spec) if isinstance(spec, str) else Recipe.from_dict({"steps": spec})
 
 
-def build(name: str, data, out_dir: Path) -> list[dict[str, Any]]:
+def build(name: str, data, out_dir: Path, baseline_path: Path) -> list[dict[str, Any]]:
     """Run every row's recipe on its base row's model; returns rows with their file, model and timing."""
-    models = {"baseline": wattless.load(out_dir.parent / f"{name}.wlz")}
+    models = {"baseline": wattless.load(baseline_path)}
     rows = []
     for key, label, base, spec in ROWS[name]:
         started = time.perf_counter()
         if base is None:
-            path, model, steps = out_dir.parent / f"{name}.wlz", models["baseline"], []
+            path, model, steps = baseline_path, models["baseline"], []
         else:
             recipe = _recipe(spec)
             suffix = ".onnx" if recipe.int8 else ".wlz"
@@ -145,7 +146,7 @@ def run(out_dir: Path, *, rounds: int = 7) -> dict[str, Any]:
     survey_dir.mkdir(exist_ok=True)
     rows = []
     for name in ROWS:
-        model_rows = build(name, data, survey_dir)
+        model_rows = build(name, data, survey_dir, out_dir / f"{name}.wlz")
         measure_rows(model_rows, data, rounds)
         rows += model_rows
     records = [{**row["record"], "name": f"{row['model']} {row['key']}", "latency_ms": _latency_entries(row)}
@@ -156,7 +157,26 @@ def run(out_dir: Path, *, rounds: int = 7) -> dict[str, Any]:
                                                  survey_dir / f"lenet300.best-{objective}{suffix}", max_drop=1.0,
                                                  objective=objective, repeats=50)
                for objective, suffix in (("latency", ".onnx"), ("size", ".wlz"))}
-    return {"rows": rows, "records": records, "markdown": _markdown(rows) + _ladder_markdown(ladders)}
+    markdown = _markdown(rows) + _ladder_markdown(ladders) + mnist_section(out_dir, rounds)
+    return {"rows": rows, "records": records, "markdown": markdown}
+
+
+def mnist_section(out_dir: Path, rounds: int) -> str:
+    """The same table on MNIST when its IDX files are found (baselines trained here: 10 epochs, seed 0)."""
+    try:
+        data = wattless.load_dataset("mnist")
+    except DataError as exc:
+        return f"\n### MNIST\n\nNot run: {exc}\n"
+    mnist_dir = out_dir / "survey-mnist"
+    mnist_dir.mkdir(exist_ok=True)
+    rows = []
+    for name in ROWS:
+        baseline = mnist_dir / f"{name}.wlz"
+        wattless.save(wattless.train(name, data, epochs=10, seed=0), baseline)
+        model_rows = build(name, data, mnist_dir, baseline)
+        measure_rows(model_rows, data, rounds)
+        rows += model_rows
+    return "\n### MNIST (baselines trained by this study: 10 epochs, seed 0)\n\n" + "\n".join(_table(rows)) + "\n"
 
 
 def _ladder_markdown(ladders: dict[str, Any]) -> str:
@@ -219,15 +239,9 @@ def _best_within(rows: list[dict[str, Any]], model: str, points: float) -> dict[
     return max(eligible, key=lambda r: r["best_b256"])
 
 
-def _markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["## The compression-survey table on Fashion-MNIST (issue 6)", "",
-             "From the foundation study's fp32 models. Each row is a wattless recipe applied to the model of the "
-             "row named in *from*; `.onnx` rows run in ONNX Runtime only. File: the written `.wlz` or `.onnx`; "
-             "*smaller*: vs the fp32 state_dict file. Latency: ms per batch, 1 thread, all rows of a model timed "
-             "in the same 7 alternating rounds (medians); speed-ups against the fp32 teacher in PyTorch eager at "
-             "the same batch. Energy per sample: analytical 45 nm estimate (no meter on this machine). "
-             "Knowledge distillation: Hinton soft targets, T=2, alpha=0.5, 30 epochs (LeNet-5: 20).", "",
-             "| model | variant | from | accuracy | Δ (pts) | file | smaller | torch b1 ms | ORT b1 ms | "
+def _table(rows: list[dict[str, Any]]) -> list[str]:
+    """The survey table's Markdown lines, one row per variant."""
+    lines = ["| model | variant | from | accuracy | Δ (pts) | file | smaller | torch b1 ms | ORT b1 ms | "
              "speed-up b1 (torch / ORT) | torch b256 ms | ORT b256 ms | speed-up b256 (torch / ORT) | "
              "energy/sample | less energy | build s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -238,6 +252,18 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
             f"{_x(r['speedup_torch_b1'])} / {_x(r['speedup_ort_b1'])} | {_ms(r['torch_b256'])} | "
             f"{_ms(r['ort_b256'])} | {_x(r['speedup_torch_b256'])} / {_x(r['speedup_ort_b256'])} | "
             f"{format_energy(r['energy'])} | {r['energy_ratio']:.1f}x | {r['seconds']:.0f} |")
+    return lines
+
+
+def _markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["## The compression-survey table on Fashion-MNIST (issue 6)", "",
+             "From the foundation study's fp32 models. Each row is a wattless recipe applied to the model of the "
+             "row named in *from*; `.onnx` rows run in ONNX Runtime only. File: the written `.wlz` or `.onnx`; "
+             "*smaller*: vs the fp32 state_dict file. Latency: ms per batch, 1 thread, all rows of a model timed "
+             "in the same 7 alternating rounds (medians); speed-ups against the fp32 teacher in PyTorch eager at "
+             "the same batch. Energy per sample: analytical 45 nm estimate (no meter on this machine). "
+             "Knowledge distillation: Hinton soft targets, T=2, alpha=0.5, 30 epochs (LeNet-5: 20).", "",
+             *_table(rows)]
     lines += ["", "Recipes (steps per row): " + "; ".join(
         f"{r['model']} {r['key']}: {' -> '.join(r['steps']) if r['steps'] else 'trained fp32'}"
         + (f" (shipped `{r['recipe']}`)" if r["recipe"] else "") for r in rows), ""]

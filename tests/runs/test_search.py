@@ -74,3 +74,12 @@ def test_the_first_trial_is_the_shipped_recipe(objective, shipped):
     expected = Recipe.load(shipped)
     assert built.step_names == expected.step_names
     assert [cfg for _, cfg in built.steps] == [cfg for _, cfg in expected.steps]
+
+
+def test_multi_objective_search_returns_a_pareto_front(wide_mlp, digits, tmp_path):
+    found = search(wide_mlp, digits, tmp_path / "best.onnx", max_drop=5.0, objective="latency", trials=2,
+                   multi=True, db=tmp_path / "runs.db", **FAST)
+    assert found.front and set(found.front) <= {row["trial"] for row in found.rows}
+    assert all("latency" in row and "size" in row for row in found.rows)
+    if found.path is not None:
+        assert found.path.suffix == ".onnx" and found.path.exists()
