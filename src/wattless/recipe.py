@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from ._yaml import read_yaml
 from .errors import ConfigError
 from .techniques import TechniqueConfig, make_config, split_step
 
@@ -100,14 +101,7 @@ class Recipe:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Recipe:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"recipe file {str(path)!r} not found")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_yaml(path, "recipe"), source=str(path))
 
 
 def _calibration(fields: dict[str, Any], source: str) -> str:
@@ -142,13 +136,7 @@ def load_ladder(objective: str, path: str | Path | None = None) -> list[Recipe]:
     if path is None:
         source, data = "ladder", yaml.safe_load(_shipped_file("ladder").read_text())
     else:
-        source, path = str(path), Path(path)
-        if not path.is_file():
-            raise ConfigError(f"ladder file {source!r} not found")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        source, data = str(path), read_yaml(path, "ladder")
     if not isinstance(data, dict) or not isinstance(data.get(objective), list) or not data[objective]:
         raise ConfigError(f"{source}: needs a non-empty list of recipes under {objective!r}")
     ladder = []

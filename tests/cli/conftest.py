@@ -1,23 +1,15 @@
-"""Run ``wattless`` in-process as a user would type it, and train one small model for the whole session.
-
-``run_cli`` calls ``wattless.cli.main()`` with ``sys.argv`` patched and stdout/stderr redirected (the Rich
-consoles look ``sys.stdout``/``sys.stderr`` up on every write, so they are captured too). An exception that
-escapes ``main()`` is what a real process reports as a traceback and exit code 1, so it becomes exactly that.
-"""
+"""Run ``wattless`` in-process as a user would type it (:func:`wattless.testing.run_cli`), and train one small
+model for the whole session."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import sys
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from wattless import cli
+from wattless.testing import CliResult as Result
+from wattless.testing import assert_user_error, run_cli
 
 MODEL_ARGS = ("--model", "mlp", "--dataset", "digits", "--epochs", "2", "--lr", "0.01", "--model-arg", "hidden=[32]")
 """The session's model: 2 epochs at lr 0.01 reach ~89 % test accuracy on digits (lr 1e-3 gives ~30 %)."""
@@ -25,47 +17,9 @@ FAST = ("--repeats", "3", "--batch", "1,8")
 """Few timed runs, small batches: latency numbers are not the point of these tests."""
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self):
-        """The whole of stdout as one JSON object (fails if anything else was printed there)."""
-        assert self.code == 0, self.err
-        return json.loads(self.out)
-
-
-def run_cli(*args: str | Path) -> Result:
-    stdout, stderr = io.StringIO(), io.StringIO()
-    code = 0
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        patch.setattr(sys, "argv", ["wattless", *map(str, args)])
-        try:
-            cli.main()
-        except SystemExit as exc:
-            code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
-        except Exception:  # what the console script would show as a traceback, exit code 1
-            stderr.write(traceback.format_exc())
-            code = 1
-    return Result(code, stdout.getvalue(), stderr.getvalue())
-
-
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (hidden ones too) with its bytes."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def assert_user_error(result: Result, *fragments: str) -> None:
-    """Exit 2, nothing on stdout, exactly one line on stderr starting with ``error:``, no traceback."""
-    assert result.code == 2, (result.code, result.err)
-    assert result.out == ""
-    assert "Traceback" not in result.err
-    assert result.err.endswith("\n") and result.err.count("\n") == 1, repr(result.err)
-    assert result.err.startswith("error: "), repr(result.err)
-    for fragment in fragments:
-        assert fragment in result.err, (fragment, result.err)
 
 
 @pytest.fixture(scope="session")

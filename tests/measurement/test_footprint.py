@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import sys
 import types
 
 import pytest
 
-from wattless import cli
 from wattless.errors import ConfigError
 from wattless.measurement import footprint as fp
 from wattless.measurement.footprint import (
@@ -24,6 +21,7 @@ from wattless.measurement.footprint import (
     grid_intensity,
 )
 from wattless.measurement.meters import ENERGY_METER_ENV, Meter, NoMeter
+from wattless.testing import run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -169,18 +167,6 @@ def test_the_poller_reads_the_meter_during_long_work():
 # --- the command line ------------------------------------------------------------------------------------------
 
 TRAIN = ("train", "--model", "mlp", "--dataset", "digits", "--epochs", "1", "--model-arg", "hidden=[16]")
-
-
-def run_cli(*args) -> tuple[int, str, str]:
-    stdout, stderr = io.StringIO(), io.StringIO()
-    code = 0
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        patch.setattr(sys, "argv", ["wattless", *map(str, args)])
-        try:
-            cli.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-    return code, stdout.getvalue(), stderr.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import sys
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from wattless import cli
+from wattless.testing import assert_user_error, run_cli
 
 TINY: dict[str, Any] = {
     "name": "tiny",
@@ -45,38 +40,6 @@ def write_study(tmp_path):
         return path
 
     return write
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def run_cli(*args: str | Path) -> Result:
-    """``wattless ARGS`` in this process, as exit code, stdout and stderr."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    code = 0
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        patch.setattr(sys, "argv", ["wattless", *map(str, args)])
-        try:
-            cli.main()
-        except SystemExit as exc:
-            code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
-        except Exception:
-            stderr.write(traceback.format_exc())
-            code = 1
-    return Result(code, stdout.getvalue(), stderr.getvalue())
-
-
-def assert_user_error(result: Result, *fragments: str) -> None:
-    """Exit 2, nothing on stdout, one ``error:`` line on stderr holding every fragment."""
-    assert result.code == 2, (result.code, result.err)
-    assert result.out == ""
-    assert result.err.startswith("error: ") and result.err.count("\n") == 1, repr(result.err)
-    for fragment in fragments:
-        assert fragment in result.err, (fragment, result.err)
 
 
 @pytest.fixture(scope="session")

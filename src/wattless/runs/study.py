@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import __version__
+from .._yaml import read_yaml
 from ..errors import ConfigError, WattlessError
 from ..recipe import Recipe, shipped_recipes
 from ..train import TrainConfig
@@ -139,12 +139,7 @@ def load_study(path: str | Path, *, data_dir: str | None = None, trust_code: boo
                check_data: bool = True) -> Study:
     """Read and validate a study YAML file (see the module docstring); any problem is one :class:`ConfigError`."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"study file {str(path)!r} not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path, "study")
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
     return study_from_dict(data, source=str(path), base_dir=path.parent, data_dir=data_dir, trust_code=trust_code,
