@@ -50,9 +50,9 @@ def test_a_malformed_file_is_a_user_error_naming_it(work, runs, user_error):
     user_error(["report", runs, "-o", "out"], "broken.json", "is not valid JSON")
 
 
-def test_a_runs_database_is_not_supported_yet(work, user_error):
-    (work / "runs.db").write_bytes(b"SQLite format 3\x00")
-    user_error(["report", "runs.db", "-o", "out"], "runs.db", "not supported yet")
+def test_a_file_that_is_not_a_runs_database_is_a_user_error(work, user_error):
+    (work / "runs.db").write_bytes(b"SQLite format 3\x00 and then garbage" * 200)
+    user_error(["report", "runs.db", "-o", "out"], "runs.db", "not a wattless runs database")
 
 
 def test_the_output_folder_needs_an_existing_parent(work, runs, user_error):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from wattless.errors import ConfigError, DataError
+from wattless.errors import ConfigError, DataError, WattlessError
 from wattless.report import collect_records, write_results
 from wattless.report.collect import SOURCES, group_records, slug
 
@@ -89,8 +89,8 @@ def test_a_malformed_file_found_in_a_folder_is_an_error(tmp_path, fp32_record):
 def test_missing_unsupported_and_empty_inputs(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         collect_records([tmp_path / "nope"])
-    (tmp_path / "runs.db").write_bytes(b"SQLite format 3\x00")
-    with pytest.raises(ConfigError, match=r"runs\.db.*not supported yet"):
+    (tmp_path / "runs.db").write_bytes(b"SQLite format 3\x00 and then garbage" * 200)
+    with pytest.raises(WattlessError, match=r"runs\.db.*not a wattless runs database"):
         collect_records([tmp_path / "runs.db"])
     (tmp_path / "table.csv").write_text("a,b\n")
     with pytest.raises(ConfigError, match="is not a results file"):
@@ -128,3 +128,17 @@ def test_slug_is_file_name_safe():
     assert slug("csv:data/My Set.csv") == "csv-data-my-set-csv"
     assert slug("<script>") == "script"
     assert slug("///") == "data"
+
+
+def test_a_runs_database_gives_its_finished_records(tmp_path):
+    from wattless.runs.db import RunsDB
+
+    with RunsDB(tmp_path / "runs.db") as db:
+        db.add({"name": "ptq4", "accuracy": 0.9, "size_bytes": 100, "task": "classification"}, key="a", study="s",
+               seed=0)
+        db.add({"accuracy": 0.8, "size_bytes": 50, "task": "classification"}, key="b", study="s", seed=1,
+               recipe_name="prune")
+        db.add_pending([{"key": "c", "study": "s"}])
+    collection = collect_records([tmp_path / "runs.db"])
+    assert [r["name"] for r in collection.records] == ["ptq4 (seed 0)", "prune (seed 1)"]
+    assert [r["accuracy"] for r in collection.records] == [0.9, 0.8]

@@ -1,7 +1,7 @@
 """Result records gathered from files for ``wattless report``: results folders, record JSON files, searched folders.
 
-Each kind of source is one reader in :data:`SOURCES`, chosen by file suffix; a new source (a SQLite
-``runs.db``) is one more entry there. Records come from files the user may not control, so every record
+Each kind of source is one reader in :data:`SOURCES`, chosen by file suffix (JSON records, a SQLite
+``runs.db`` of ``wattless sweep``/``search``); a new source is one more entry there. Records come from files the user may not control, so every record
 is checked before any rendering code sees it, and a bad file is one error naming it.
 """
 
@@ -61,9 +61,21 @@ def _read_json_source(path: Path) -> list[Record] | None:
     return candidates
 
 
-def _read_sqlite_source(path: Path) -> list[Record]:
-    raise ConfigError(f"{str(path)!r}: reading a runs database (.db) is not supported yet; "
-                      "pass a results folder or JSON files of records")
+def _read_sqlite_source(path: Path) -> list[Record] | None:
+    """The records of the finished runs in a runs database (``wattless sweep``/``search``), named by recipe."""
+    from ..runs.db import RunsDB
+
+    with RunsDB(path, create=False) as db:
+        rows = db.list(status="done")
+    records = []
+    for row in rows:
+        record = row.get("record")
+        if isinstance(record, dict):
+            check_record(record, f"{str(path)!r}, run {row['id']}")
+            name = record.get("name") or row.get("recipe_name") or f"run {row['id']}"
+            records.append({**record, "name": f"{name} (seed {row['seed']})" if row.get("seed") is not None
+                            else name})
+    return records or None
 
 
 @dataclass(frozen=True)
