@@ -1,10 +1,12 @@
-"""Data sets by name: scikit-learn built-ins, MNIST and Fashion-MNIST from IDX files, and ``csv:PATH``.
+"""Data sets by name: scikit-learn built-ins, MNIST and Fashion-MNIST (IDX), CIFAR-10/100 (python pickles, read
+with a restricted unpickler), BasicMotions and any UEA ``.ts`` pair (``ts:PATH``), UniMiB SHAR (``.mat``), and
+``csv:PATH``.
 
 Every loader returns a :class:`Dataset` with seeded train/validation/test splits, preprocessed with
 statistics of the train split only.
 """
 
-from . import _mnist, _sklearn  # noqa: F401  (importing them registers the built-in loaders)
+from . import _cifar, _mnist, _sklearn, _timeseries, _unimib  # noqa: F401  (importing registers the loaders)
 from ._dataset import Dataset, list_datasets, load_dataset, register_dataset
 
 __all__ = ["Dataset", "list_datasets", "load_dataset", "register_dataset"]

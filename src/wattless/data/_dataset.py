@@ -93,7 +93,8 @@ def load_dataset(
     target: str | None = None,
     task: Task | None = None,
 ) -> Dataset:
-    """Load a registered data set, or ``csv:PATH`` with ``target`` naming the label column.
+    """Load a registered data set, ``csv:PATH`` with ``target`` naming the label column, or ``ts:PATH`` (a UEA/UCR
+    ``.ts`` pair: ``DIR/NAME`` for ``NAME_TRAIN.ts`` and ``NAME_TEST.ts``, or a folder holding one pair).
 
     ``split_seed`` fixes the train/validation/test split; it is independent of the training seed
     so that every model trained on a data set is evaluated on the same test rows.
@@ -102,8 +103,12 @@ def load_dataset(
         from ._csv import load_csv
 
         return load_csv(name[4:], target=target, task=task, split_seed=split_seed)
+    if name.startswith("ts:"):
+        from ._timeseries import load_ts
+
+        return load_ts(name[3:], split_seed=split_seed)
     if name not in _REGISTRY:
-        choices = ", ".join(list_datasets()) + ", csv:PATH"
+        choices = ", ".join(list_datasets()) + ", csv:PATH, ts:PATH"
         raise DataError(f"unknown data set {name!r}; choose one of: {choices}")
     if target is not None or task is not None:
         raise DataError(f"--target and --task apply to csv:PATH data sets only, not to {name!r}")
