@@ -20,13 +20,14 @@ import search  # noqa: E402
 import survey  # noqa: E402
 import sweep  # noqa: E402
 import tabular  # noqa: E402
+import timeseries  # noqa: E402
 
 from wattless.measurement.env import collect_env
 from wattless.report import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "benchmarks" / "results"
-STUDIES = ("foundation", "quantization", "precision", "pruning", "survey", "sweep", "search", "tabular")
+STUDIES = ("foundation", "quantization", "precision", "pruning", "survey", "sweep", "search", "tabular", "timeseries")
 
 
 def run_study(name: str, out_dir: Path) -> str:
@@ -41,6 +42,8 @@ def run_study(name: str, out_dir: Path) -> str:
         return quantization.run(out_dir, out_dir / "lenet300.wlz")["markdown"]
     if name == "pruning":
         return pruning.run(out_dir)["markdown"]
+    if name == "timeseries":
+        return timeseries.run(out_dir)["markdown"]
     if name == "tabular":
         return tabular.run(out_dir)["markdown"]
     if name == "sweep":
