@@ -23,7 +23,7 @@ if not out.is_terminal:  # piped or captured: wide enough that tables are not sq
     out.width = 160
 err = Console(stderr=True)
 
-DatasetOpt = typer.Option(None, "--dataset", "-d", help="Data set name, or csv:PATH.")
+DatasetOpt = typer.Option(None, "--dataset", "-d", help="Data set name, csv:PATH or ts:PATH.")
 DataDirOpt = typer.Option(None, "--data-dir", help="Folder holding the data set files.")
 TargetOpt = typer.Option(None, "--target", help="Label column of a csv:PATH data set.")
 TaskOpt = typer.Option(None, "--task", help="classification or regression (csv:PATH; default inferred).")
@@ -115,8 +115,17 @@ def train(
     lr: float = typer.Option(1e-3, help="Learning rate."),
     batch_size: int = typer.Option(128, help="Mini-batch size."),
     optimizer: str = typer.Option("adam", help="adam or sgd."),
-    schedule: str = typer.Option("cosine", help="Learning-rate schedule: none, cosine or step."),
+    schedule: str = typer.Option("cosine", help="Learning-rate schedule: none, cosine or step (per epoch), or "
+                                 "onecycle (per batch, peak --lr)."),
     patience: int | None = typer.Option(None, help="Stop after this many epochs without validation gain."),
+    warmup_epochs: int = typer.Option(0, "--warmup-epochs", help="Epochs of linear learning-rate warm-up from near "
+                                      "0 (per batch) before the schedule."),
+    label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="Label smoothing of the classification "
+                                          "loss, 0 to below 1."),
+    augment: str | None = typer.Option(None, "--augment", help="Augment image training batches, comma list of crop, "
+                                       "flip, cutout, randaugment (randaugment: pip install 'wattless\\[augment]')."),
+    crop_padding: int = typer.Option(4, "--crop-padding", help="Zero padding of --augment crop, pixels."),
+    cutout: int = typer.Option(16, "--cutout", help="Side of the square --augment cutout zeroes, pixels."),
     model_arg: list[str] | None = typer.Option(None, "--model-arg", help="Model option key=value (repeat)."),
     data_dir: str | None = DataDirOpt, target: str | None = TargetOpt, task: str | None = TaskOpt,
     trust_code: bool = TrustOpt, force: bool = ForceOpt, json_out: bool = JsonOpt, quiet: bool = QuietOpt,
@@ -131,7 +140,9 @@ def train(
         raise ConfigError(f"-o must end in .wlz, got {str(output)!r}")
     _check_output(output, force)
     config = _validated(TrainConfig, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
-                        optimizer=optimizer, schedule=schedule, patience=patience)
+                        optimizer=optimizer, schedule=schedule, patience=patience, warmup_epochs=warmup_epochs,
+                        label_smoothing=label_smoothing, augment=augment or (), crop_padding=crop_padding,
+                        cutout=cutout)
     footprint = Footprint(grid=grid_intensity(grid, carbon_country))  # validated before any work
     data = _dataset(dataset, data_dir, target, task)
     with _epoch_progress(config.epochs, quiet or json_out or not err.is_terminal) as on_epoch, footprint:
@@ -162,7 +173,8 @@ def _validated(config_type, **fields):
         return config_type(**fields)
     except ValidationError as exc:
         problem = exc.errors()[0]
-        raise ConfigError(f"--{problem['loc'][0]}: {problem['msg']}") from None
+        option = str(problem["loc"][0]).replace("_", "-") if problem["loc"] else "options"
+        raise ConfigError(f"--{option} {problem['input']!r}: {problem['msg']}") from None
 
 
 class _epoch_progress:
@@ -516,7 +528,8 @@ def list_registered(what: str = typer.Argument("all", help="models, datasets, te
     from .recipe import shipped_recipes
     from .techniques import list_techniques
 
-    tables = {"models": list_models() + ["package.module:factory"], "datasets": list_datasets() + ["csv:PATH"],
+    tables = {"models": list_models() + ["package.module:factory"],
+              "datasets": list_datasets() + ["csv:PATH", "ts:PATH"],
               "techniques": list_techniques() + ["quantize.int8 (deployment via --int8)"],
               "recipes": shipped_recipes()}
     if what != "all" and what not in tables:

@@ -1,7 +1,8 @@
-"""The one training and evaluation loop used by everything: fitting, fine-tuning and (later) QAT and KD.
+"""The one training and evaluation loop used by everything: fitting, fine-tuning, QAT and KD.
 
-Cross-entropy for classification, mean squared error for regression; Adam or SGD; an optional
-learning-rate schedule; early stopping on the validation metric, restoring the best weights.
+Cross-entropy (optionally label-smoothed) for classification, mean squared error for regression; Adam or SGD;
+an optional linear warm-up and learning-rate schedule; optional image augmentation of the training batches
+(:mod:`wattless.augment`); early stopping on the validation metric, restoring the best weights.
 """
 
 from __future__ import annotations
@@ -14,27 +15,85 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer
 from sklearn import metrics as skm
 from torch import nn
 
+from .augment import AUGMENTATIONS, BatchAugmenter
 from .data import Dataset
+from .errors import ConfigError
+
+Augmentation = Literal["crop", "flip", "cutout", "randaugment"]
+LATER_FIELDS = ("warmup_epochs", "label_smoothing", "augment", "crop_padding", "cutout")
+"""Fields added after the first release: written by ``model_dump`` only when they differ from their defaults."""
 
 
 class TrainConfig(BaseModel):
-    """How to train. Every field has a sensible default; ``extra="forbid"`` turns typos into errors."""
+    """How to train. Every field has a sensible default; ``extra="forbid"`` turns typos into errors.
+
+    ``model_dump`` leaves out the fields of :data:`LATER_FIELDS` while they hold their defaults, so the model
+    files and sweep keys of configurations that do not use them are byte-identical to those written before
+    the fields existed; loading such a dump gives the same config.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     epochs: int = Field(10, ge=0, le=10_000)
     batch_size: int = Field(128, ge=1)
-    lr: float = Field(1e-3, gt=0, description="learning rate")
+    lr: float = Field(1e-3, gt=0, description="learning rate (onecycle: its peak)")
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     weight_decay: float = Field(0.0, ge=0)
-    schedule: Literal["none", "cosine", "step"] = "cosine"
+    schedule: Literal["none", "cosine", "step", "onecycle"] = Field(
+        "cosine", description="cosine and step change the rate once per epoch, onecycle once per batch")
     patience: int | None = Field(None, ge=1, description="epochs without validation gain before stopping")
     seed: int = 0
+    warmup_epochs: int = Field(0, ge=0, le=10_000, description="epochs of linear learning-rate warm-up from "
+                               "lr/steps to lr, one step per batch, before the schedule starts")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="classification cross-entropy label smoothing")
+    augment: tuple[Augmentation, ...] = Field((), description="image augmentations of the training batches, "
+                                              "applied in the order crop, flip, randaugment, cutout")
+    crop_padding: int = Field(4, ge=1, le=256, description="zero padding of augmentation 'crop', pixels")
+    cutout: int = Field(16, ge=1, le=4096, description="side of the square augmentation 'cutout' zeroes, pixels")
+
+    @field_validator("warmup_epochs")
+    @classmethod
+    def _warmup_fits(cls, value: int, info: ValidationInfo) -> int:
+        if value and info.data.get("schedule") == "onecycle":
+            raise ValueError("the onecycle schedule warms up by itself (its first 30% of steps); "
+                             "drop the warm-up or choose cosine, step or none")
+        epochs = info.data.get("epochs")
+        if value and epochs is not None and value >= epochs:
+            raise ValueError(f"warm-up of {value} epochs leaves no training after it; use fewer than epochs={epochs}")
+        return value
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _augment_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "crop,flip" from a command line or YAML
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        if isinstance(value, list | tuple):  # one of each, in the order they are applied
+            value = tuple(name for name in AUGMENTATIONS if name in value) + tuple(
+                name for name in dict.fromkeys(value) if name not in AUGMENTATIONS)
+        return value
+
+    @field_validator("crop_padding", "cutout")
+    @classmethod
+    def _size_needs_its_augmentation(cls, value: int, info: ValidationInfo) -> int:
+        name = "crop" if info.field_name == "crop_padding" else "cutout"
+        chosen = info.data.get("augment")
+        if chosen is not None and name not in chosen and value != cls.model_fields[info.field_name].default:
+            raise ValueError(f"{info.field_name}={value} is set but augmentation {name!r} is not chosen; "
+                             f"add it to augment (--augment {name})")
+        return value
+
+    @model_serializer(mode="wrap")
+    def _omit_unused_later_fields(self, handler) -> dict[str, Any]:
+        dumped = handler(self)
+        for name in LATER_FIELDS:
+            if name in dumped and getattr(self, name) == type(self).model_fields[name].default:
+                del dumped[name]
+        return dumped
 
 
 def seed_everything(seed: int) -> None:
@@ -43,9 +102,9 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def loss_function(task: str) -> nn.Module:
-    """Cross-entropy for classification, MSE for regression."""
-    return nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
+def loss_function(task: str, label_smoothing: float = 0.0) -> nn.Module:
+    """Cross-entropy (with ``label_smoothing``) for classification, MSE for regression."""
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing) if task == "classification" else nn.MSELoss()
 
 
 def _targets(y: np.ndarray, task: str) -> torch.Tensor:
@@ -97,12 +156,62 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(cfg.epochs // 3, 1), gamma=0.1)
-    return None
+class LearningRate:
+    """Sets the optimizer's learning rate: a linear warm-up per step, then the schedule.
+
+    cosine and step change the rate once per epoch over the epochs after the warm-up, as
+    ``CosineAnnealingLR`` and ``StepLR`` (a tenth every third of them); onecycle (``OneCycleLR``, peak
+    ``cfg.lr``) changes it after every batch over the whole run.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps: int):
+        self.optimizer, self.warmup_epochs = optimizer, cfg.warmup_epochs
+        self.warmup_steps = cfg.warmup_epochs * steps
+        epochs = cfg.epochs - cfg.warmup_epochs
+        self.per_epoch: torch.optim.lr_scheduler.LRScheduler | None = None
+        self.per_step: torch.optim.lr_scheduler.LRScheduler | None = None
+        if cfg.schedule == "cosine":
+            self.per_epoch = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+        elif cfg.schedule == "step":
+            self.per_epoch = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(epochs // 3, 1), gamma=0.1)
+        elif cfg.schedule == "onecycle":
+            self.per_step = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr,
+                                                                total_steps=max(cfg.epochs * steps, 1))
+        self.base = [group["lr"] for group in optimizer.param_groups]
+        if self.warmup_steps:
+            self._scale(1 / self.warmup_steps)
+
+    def _scale(self, factor: float) -> None:
+        for group, base in zip(self.optimizer.param_groups, self.base, strict=True):
+            group["lr"] = base * factor
+
+    def after_step(self, step: int) -> None:
+        """Call after optimizer step ``step`` (from 1): step ``k`` of the warm-up ran at ``lr * k / warm-up steps``."""
+        if step < self.warmup_steps:
+            self._scale((step + 1) / self.warmup_steps)
+        elif step == self.warmup_steps and self.warmup_steps:
+            self._scale(1.0)  # the schedule starts from the full rate
+        elif self.per_step is not None:
+            self.per_step.step()
+
+    def after_epoch(self, epoch: int) -> None:
+        """Call after epoch ``epoch`` (from 1)."""
+        if self.per_epoch is not None and epoch > self.warmup_epochs:
+            self.per_epoch.step()
+
+
+def check_config(cfg: TrainConfig, data: Dataset, *, custom_loss: bool = False) -> BatchAugmenter | None:
+    """Refuse options that do not fit ``data`` (or a custom loss) before any work; the batch augmenter, if any."""
+    if cfg.label_smoothing and data.task != "classification":
+        raise ConfigError(f"label smoothing {cfg.label_smoothing} applies to classification; {data.name!r} is a "
+                          "regression task; drop it")
+    if custom_loss and (cfg.label_smoothing or cfg.augment):
+        raise ConfigError("label smoothing and augmentation apply to the built-in loss on the raw training rows; "
+                          "a custom loss (e.g. distillation) takes neither")
+    if not cfg.augment:
+        return None
+    return BatchAugmenter(cfg.augment, input_shape=data.input_shape, seed=cfg.seed, crop_padding=cfg.crop_padding,
+                          cutout_size=cfg.cutout, preprocessing=data.preprocessing, dataset=data.name)
 
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
@@ -137,13 +246,14 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
         "seconds": wall time}``.
     """
     cfg = cfg or TrainConfig()
+    augmenter = check_config(cfg, data, custom_loss=loss is not None)
     seed_everything(cfg.seed)
     started = time.perf_counter()
     X = torch.as_tensor(data.X_train)
     y = _targets(data.y_train, data.task)
-    criterion = loss_function(data.task)
+    criterion = loss_function(data.task, cfg.label_smoothing)
     optimizer = _optimizer(model, cfg)
-    scheduler = _scheduler(optimizer, cfg)
+    rate = LearningRate(optimizer, cfg, steps_per_epoch(data, cfg))
     order = torch.Generator().manual_seed(cfg.seed)
     best = None
     if best_from_epoch == 0:
@@ -156,17 +266,17 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
         total, seen = 0.0, 0
         for idx in torch.randperm(len(X), generator=order).split(cfg.batch_size):
             optimizer.zero_grad(set_to_none=True)
-            outputs = model(X[idx])
+            outputs = model(X[idx] if augmenter is None else augmenter(X[idx]))
             batch_loss = (loss(outputs, idx) if loss is not None
                           else criterion(_as_loss_input(outputs, data.task), y[idx]))
             batch_loss.backward()
             optimizer.step()
             step += 1
+            rate.after_step(step)
             if on_step is not None:
                 on_step(step)
             total, seen = total + batch_loss.item() * len(idx), seen + len(idx)
-        if scheduler is not None:
-            scheduler.step()
+        rate.after_epoch(epoch)
         val = evaluate(model, data.X_val, data.y_val, data.task)
         history.append({"epoch": epoch, "train_loss": total / max(seen, 1), **{f"val_{k}": v for k, v in val.items()}})
         if epoch >= best_from_epoch and (best is None or score(val) > best["score"]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 
@@ -84,3 +85,89 @@ def test_trust_code_trains_a_users_own_factory(cli_run, work, user_factory_modul
     assert result.code == 0, result.err
     info = cli_run("inspect", "u.wlz", "--json", "--trust-code").json()
     assert info["model"]["name"] == name and info["params"] == 64 * 10 + 10
+
+
+@pytest.fixture
+def digit_images(monkeypatch):
+    """A data set ``digit-images``: the digits as 1x8x8 pixel images in [0, 1], standardised, so that image
+    augmentations (RandAugment too) apply."""
+    import dataclasses
+
+    from wattless.data import _dataset, load_dataset
+
+    def load(*, data_dir=None, split_seed=0):
+        data = load_dataset("digits", split_seed=split_seed)
+        prep = data.preprocessing  # per-column standardisation of pixels 0..16: undo it, then one mean and std
+        raw = {s: getattr(data, f"X_{s}") * np.asarray(prep["std"], np.float32) + np.asarray(prep["mean"], np.float32)
+               for s in ("train", "val", "test")}
+        pixels = {s: (x / 16).reshape(-1, 1, 8, 8).astype(np.float32) for s, x in raw.items()}
+        mean, std = float(pixels["train"].mean()), float(pixels["train"].std())
+        return dataclasses.replace(data, name="digit-images",
+                                   preprocessing={"kind": "standardize", "mean": mean, "std": std},
+                                   **{f"X_{s}": (x - mean) / std for s, x in pixels.items()})
+
+    monkeypatch.setitem(_dataset._REGISTRY, "digit-images", load)
+    return ("--model", "mlp", "--model-arg", "hidden=[32]", "--dataset", "digit-images", "--lr", "0.01")
+
+
+def test_augmentation_options_train_reproducibly_and_are_recorded(cli_run, work, digit_images):
+    import wattless
+
+    args = (*digit_images, "--epochs", "2", "--augment", "flip,crop,cutout", "--crop-padding", "1", "--cutout", "3",
+            "--label-smoothing", "0.1", "--warmup-epochs", "1", "--json")
+    printed = cli_run("train", *args, "-o", "a.wlz").json()
+    assert printed["test"]["accuracy"] > 0.5
+    assert cli_run("train", *args, "-o", "b.wlz").code == 0
+    assert (work / "a.wlz").read_bytes() == (work / "b.wlz").read_bytes()
+    config = wattless.load("a.wlz").meta["train"]["config"]
+    assert config["augment"] == ["crop", "flip", "cutout"]
+    assert (config["crop_padding"], config["cutout"], config["label_smoothing"], config["warmup_epochs"]) == \
+        (1, 3, 0.1, 1)
+    plain = cli_run("train", *digit_images, "--epochs", "2", "-o", "p.wlz", "--json").json()
+    assert plain["test"] != printed["test"]
+
+
+def test_randaugment_and_onecycle(cli_run, work, digit_images):
+    pytest.importorskip("kornia")
+    args = (*digit_images, "--epochs", "2", "--batch-size", "256", "--augment", "randaugment", "--schedule",
+            "onecycle", "--json")
+    printed = cli_run("train", *args, "-o", "r.wlz").json()
+    assert printed["epochs_run"] == 2 and printed["test"]["accuracy"] > 0.3  # 10 classes: chance is 0.1
+    assert cli_run("train", *args, "-o", "r2.wlz").code == 0
+    assert (work / "r.wlz").read_bytes() == (work / "r2.wlz").read_bytes()
+
+
+def test_default_options_record_only_the_original_config_fields(cli_run, work, model_path):
+    import wattless
+
+    config = wattless.load(model_path).meta["train"]["config"]
+    assert set(config) == {"epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule",
+                           "patience", "seed"}  # so files trained without the new options keep their bytes
+
+
+@pytest.mark.parametrize(("options", "fragments"), [
+    (("--augment", "crop"), ["(channels, height, width)", "(64,)"]),
+    (("--augment", "crop,mixup"), ["--augment", "'mixup'"]),
+    (("--cutout", "4"), ["--cutout", "--augment cutout"]),
+    (("--crop-padding", "2", "--augment", "flip"), ["--crop-padding", "--augment crop"]),
+    (("--warmup-epochs", "2"), ["--warmup-epochs", "fewer than epochs=2"]),
+    (("--schedule", "onecycle", "--warmup-epochs", "1"), ["--warmup-epochs", "onecycle"]),
+    (("--schedule", "linear"), ["--schedule", "'linear'", "onecycle"]),
+    (("--label-smoothing", "1"), ["--label-smoothing", "less than 1"]),
+])
+def test_bad_training_options_exit_2_with_one_line(user_error, options, fragments):
+    user_error(["train", "--model", "mlp", "--dataset", "digits", "--epochs", "2", *options, "-o", "x.wlz"],
+               *fragments)
+
+
+def test_label_smoothing_is_refused_for_regression(user_error):
+    user_error(["train", "--model", "mlp", "--dataset", "diabetes", "--epochs", "1", "--label-smoothing", "0.1",
+                "-o", "x.wlz"], "label smoothing", "'diabetes' is a regression task")
+
+
+def test_randaugment_without_kornia_names_the_extra(user_error, digit_images, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "kornia.augmentation.auto", None)
+    user_error(["train", *digit_images, "--epochs", "1", "--augment", "randaugment", "-o", "x.wlz"],
+               "pip install 'wattless[augment]'")

@@ -25,7 +25,7 @@ def test_importing_the_package_registers_the_built_ins():
 
 
 def test_unknown_name_lists_the_choices():
-    with pytest.raises(DataError, match="unknown data set 'cifar-99'; choose one of: basic-motions, breast.*, csv:PATH, ts:PATH"):
+    with pytest.raises(DataError, match="unknown data set 'cifar-99'; choose one of: basic-motions, .*, ts:PATH"):
         load_dataset("cifar-99")
 
 

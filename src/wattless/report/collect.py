@@ -1,8 +1,9 @@
 """Result records gathered from files for ``wattless report``: results folders, record JSON files, searched folders.
 
 Each kind of source is one reader in :data:`SOURCES`, chosen by file suffix (JSON records, a SQLite
-``runs.db`` of ``wattless sweep``/``search``); a new source is one more entry there. Records come from files the user may not control, so every record
-is checked before any rendering code sees it, and a bad file is one error naming it.
+``runs.db`` of ``wattless sweep``/``search``); a new source is one more entry there. Records come from files
+the user may not control, so every record is checked before any rendering code sees it, and a bad file is one
+error naming it.
 """
 
 from __future__ import annotations
