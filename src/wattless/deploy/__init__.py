@@ -1,5 +1,6 @@
-"""ONNX export (fp32 and static int8 QDQ) and CPU inference through ONNX Runtime."""
+"""ONNX export (fp32, static int8 QDQ, dynamic int8) and CPU inference through ONNX Runtime."""
 
+from .dynamic import quantize_dynamic_int8
 from .int8 import CALIBRATION_METHODS, cpu_lacks_vnni, quantize_int8
 from .onnx import export_onnx
 from .runtime import OnnxModel, read_onnx_metadata
@@ -9,6 +10,7 @@ __all__ = [
     "OnnxModel",
     "cpu_lacks_vnni",
     "export_onnx",
+    "quantize_dynamic_int8",
     "quantize_int8",
     "read_onnx_metadata",
 ]

@@ -97,6 +97,10 @@ def check_prunable(model: nn.Module) -> None:
                               "it has weights of its own that Torch-Pruning has no rule for (it handles Linear, Conv, "
                               "BatchNorm, LayerNorm, GroupNorm, PReLU, Embedding, LSTM, MultiheadAttention); "
                               "use prune.magnitude or prune.nm on this model")
+        if isinstance(module, nn.modules.conv._ConvNd) and 1 < module.groups != module.out_channels:
+            raise ConfigError(f"prune.structured cannot prune layer {name!r}: a grouped convolution ({module.groups} "
+                              "groups) must lose channels evenly in every group, which Torch-Pruning's dependency "
+                              "graph does not do; use prune.magnitude or prune.nm, or groups=1")
 
 
 def channels_to_remove(channels: int, ratio: float, round_to: int | None, layer: str) -> int:
