@@ -116,3 +116,14 @@ def test_a_bad_ladder_is_refused(tmp_path, text, message):
 def test_an_unknown_objective_is_refused():
     with pytest.raises(ConfigError, match="objective 'speed' unknown; use one of size, latency, energy"):
         load_ladder("speed")
+
+
+def test_int8_step_takes_a_dynamic_mode(tmp_path):
+    recipe = Recipe.from_yaml(write(tmp_path, "steps: [{quantize.int8: {mode: dynamic}}]"))
+    assert recipe.int8 and recipe.int8_mode == "dynamic"
+    assert Recipe.from_dict(recipe.to_dict()).int8_mode == "dynamic"
+    assert Recipe.from_yaml(write(tmp_path, "steps: [quantize.int8]")).int8_mode == "static"
+    with pytest.raises(ConfigError, match="dynamic int8 needs no calibration"):
+        Recipe.from_yaml(write(tmp_path, "steps: [{quantize.int8: {mode: dynamic, calibration: minmax}}]"))
+    with pytest.raises(ConfigError, match="mode 'weird' unknown; use one of static, dynamic"):
+        Recipe.from_yaml(write(tmp_path, "steps: [{quantize.int8: {mode: weird}}]"))

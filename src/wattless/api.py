@@ -129,9 +129,11 @@ def adopt_new_architecture(model: WattlessModel) -> None:
 
 
 def export(model: WattlessModel | str | Path, path: str | Path, *, int8: bool = False,
-           dataset: Dataset | str | None = None, calibration: str = "minmax", trust_code: bool = False) -> Path:
-    """Export to ONNX (fp32, or static QDQ int8 calibrated on the training split of ``dataset``)."""
-    from .deploy import export_onnx, quantize_int8
+           dataset: Dataset | str | None = None, calibration: str = "minmax", int8_mode: str = "static",
+           trust_code: bool = False) -> Path:
+    """Export to ONNX: fp32, static QDQ int8 calibrated on the training split of ``dataset``, or (``int8_mode=
+    "dynamic"``) dynamic int8: MatMul/Gemm weights int8, activations quantized per batch at run time."""
+    from .deploy import export_onnx, quantize_dynamic_int8, quantize_int8
     from .measurement.ops import count_params
     from .measurement.record import CALIBRATION_SAMPLES, check_compatible, fp32_state_dict_bytes
 
@@ -140,21 +142,28 @@ def export(model: WattlessModel | str | Path, path: str | Path, *, int8: bool = 
     path = Path(path)
     if path.suffix != ".onnx":
         raise ConfigError(f"ONNX output must end in .onnx, got {str(path)!r}")
-    if int8 and dataset is None:
-        raise ConfigError("int8 export needs calibration data; pass --dataset NAME")
+    if int8_mode not in ("static", "dynamic"):
+        raise ConfigError(f"int8 mode {int8_mode!r} unknown; use static or dynamic")
+    if int8 and int8_mode == "static" and dataset is None:
+        raise ConfigError("static int8 export needs calibration data; pass --dataset NAME (or --int8-mode dynamic)")
     module = deployable_module(model.module)
     params, nonzero = count_params(module)
     meta = {**model.meta, "size_bytes_fp32": fp32_state_dict_bytes(model), "params": params,
             "nonzero_params": nonzero}
     if not int8:
         return export_onnx(module, model.input_shape, path, metadata={"wattless": json.dumps(meta, sort_keys=True)})
-    data = as_dataset(dataset)
-    check_compatible(model.meta, model.input_shape, data)
-    meta["recipe"] = [*meta.get("recipe", []), {"technique": "quantize.int8", "config": {
-        "calibration": calibration, "per_channel": True, "format": "QDQ", "engine": "onnxruntime"}}]
+    data = as_dataset(dataset) if dataset is not None else None
+    if data is not None:
+        check_compatible(model.meta, model.input_shape, data)
+    config = ({"calibration": calibration, "per_channel": True, "format": "QDQ"} if int8_mode == "static"
+              else {"mode": "dynamic", "per_channel": True, "ops": ["MatMul", "Gemm"]})
+    meta["recipe"] = [*meta.get("recipe", []), {"technique": "quantize.int8",
+                                                 "config": {**config, "engine": "onnxruntime"}}]
     tmp_fp32 = path.with_name(f".{path.name}.fp32.tmp.onnx")
     try:
         export_onnx(module, model.input_shape, tmp_fp32, metadata={"wattless": json.dumps(meta, sort_keys=True)})
+        if int8_mode == "dynamic":
+            return quantize_dynamic_int8(tmp_fp32, path)
         return quantize_int8(tmp_fp32, path, data.X_train[:CALIBRATION_SAMPLES], method=calibration)
     finally:
         tmp_fp32.unlink(missing_ok=True)

@@ -258,7 +258,9 @@ def compress(
     model_path: str = typer.Argument(..., metavar="MODEL", help="The .wlz model to compress."),
     output: Path = typer.Option(..., "-o", "--output", help="Result: .wlz, or .onnx (int8 or fp32)."),
     dataset: str | None = DatasetOpt,
-    int8: bool = typer.Option(False, "--int8", help="Deploy as static int8 (QDQ) ONNX through ONNX Runtime."),
+    int8: bool = typer.Option(False, "--int8", help="Deploy as int8 ONNX through ONNX Runtime."),
+    int8_mode: str = typer.Option("static", "--int8-mode", help="static (QDQ, calibrated) or dynamic (int8 "
+                                  "MatMul/Gemm weights, activations quantized at run time: transformers)."),
     step: list[str] | None = typer.Option(None, "--step", help="TECHNIQUE[:key=value,...] (repeat, in order)."),
     recipe: str | None = typer.Option(None, "--recipe", help="Recipe: a YAML file or a shipped name "
                                       "(`wattless list recipes`)."),
@@ -281,7 +283,7 @@ def compress(
     from . import api
     from .measurement.footprint import Footprint, grid_intensity
     from .pipeline import check_output_kind, run_recipe
-    from .recipe import CALIBRATION_METHODS, OBJECTIVES, Recipe
+    from .recipe import CALIBRATION_METHODS, INT8_MODES, OBJECTIVES, Recipe
 
     given = [option for option, value in (("--recipe", recipe), ("--step", step or None), ("--max-drop", max_drop))
              if value is not None]
@@ -302,8 +304,10 @@ def compress(
                                        threads, repeats, data_dir, target, task, trust_code, json_out, quiet,
                                        footprint)
     parsed = Recipe.load(recipe) if recipe is not None else Recipe.from_steps(step) if step else Recipe()
+    if int8_mode not in INT8_MODES:
+        raise ConfigError(f"--int8-mode {int8_mode!r} unknown; use one of {', '.join(INT8_MODES)}")
     if int8 and not parsed.int8:
-        parsed.int8, parsed.calibration = True, calibration
+        parsed.int8, parsed.calibration, parsed.int8_mode = True, calibration, int8_mode
     if not parsed.steps and not parsed.int8:
         raise ConfigError("nothing to do: give --int8, --step TECHNIQUE[:key=value,...], --recipe or --max-drop")
     check_output_kind(parsed, output)
@@ -401,19 +405,25 @@ def export(
     model_path: str = typer.Argument(..., metavar="MODEL", help="The .wlz model to export."),
     output: Path = typer.Option(..., "-o", "--output", help="The .onnx file to write."),
     fmt: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
-    int8: bool = typer.Option(False, "--int8", help="Static int8 (QDQ), calibrated on --dataset."),
+    int8: bool = typer.Option(False, "--int8", help="int8: static QDQ calibrated on --dataset, or --int8-mode "
+                              "dynamic."),
+    int8_mode: str = typer.Option("static", "--int8-mode", help="static or dynamic (no calibration data)."),
     dataset: str | None = DatasetOpt, data_dir: str | None = DataDirOpt, target: str | None = TargetOpt,
     task: str | None = TaskOpt, trust_code: bool = TrustOpt, force: bool = ForceOpt,
 ):
-    """Export a model to ONNX (fp32, or int8 with calibration data)."""
+    """Export a model to ONNX (fp32, or int8: static with calibration data, or dynamic)."""
     from . import api
+    from .recipe import INT8_MODES
 
     if fmt != "onnx":
         raise ConfigError(f"--format {fmt!r} unknown; use onnx")
+    if int8_mode not in INT8_MODES:
+        raise ConfigError(f"--int8-mode {int8_mode!r} unknown; use one of {', '.join(INT8_MODES)}")
     _check_output(output, force, Path(model_path))
     source = api.load(model_path, trust_code=trust_code)
-    data = _dataset(dataset, data_dir, target, task, source.meta) if int8 else None
-    api.export(source, output, int8=int8, dataset=data)
+    static = int8 and int8_mode == "static"
+    data = _dataset(dataset, data_dir, target, task, source.meta) if static else None
+    api.export(source, output, int8=int8, dataset=data, int8_mode=int8_mode)
     err.print(f"wrote {output}")
 
 

@@ -101,7 +101,8 @@ def run_recipe(model: WattlessModel, dataset: Dataset | str, recipe: Recipe, out
     if out.suffix == ".wlz":
         save(result, out)
     else:
-        export(result, out, int8=recipe.int8, dataset=data, calibration=recipe.calibration)
+        export(result, out, int8=recipe.int8, dataset=data, calibration=recipe.calibration,
+               int8_mode=recipe.int8_mode)
         if record and recipe.int8:
             records.append(stage_record(out, data, INT8_STEP, time.perf_counter() - started))
     return PipelineResult(out, result, records)

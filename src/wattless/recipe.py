@@ -8,6 +8,7 @@ package's ``recipes/`` folder and are found by name (:meth:`Recipe.load`); the l
 steps:
   - prune.magnitude: {sparsity: 0.8, finetune_epochs: 2}
   - quantize.int8: {calibration: minmax}   # optional last step: int8 deployment through ONNX Runtime
+                                           # ({mode: dynamic}: int8 weights, activations quantized at run time)
 ```
 """
 
@@ -27,6 +28,7 @@ from .techniques import TechniqueConfig, make_config, split_step
 INT8_STEP = "quantize.int8"
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 OBJECTIVES = ("size", "latency", "energy")
+INT8_MODES = ("static", "dynamic")
 _NOT_RECIPES = {"ladder"}
 
 
@@ -37,6 +39,7 @@ class Recipe:
     steps: list[tuple[str, TechniqueConfig]] = field(default_factory=list)
     int8: bool = False
     calibration: str = "minmax"
+    int8_mode: str = "static"
     name: str = ""
     description: str = ""
 
@@ -60,7 +63,8 @@ class Recipe:
             if recipe.int8:
                 raise ConfigError(f"{source}: {INT8_STEP} deploys to ONNX and must be the last step")
             if name == INT8_STEP:
-                recipe.int8, recipe.calibration = True, _calibration(fields, source)
+                recipe.int8 = True
+                recipe.int8_mode, recipe.calibration = _int8_fields(fields, source)
             else:
                 try:
                     recipe.steps.append((name, make_config(name, fields)))
@@ -86,7 +90,8 @@ class Recipe:
         steps: list[dict[str, Any]] = [{name: cfg.model_dump(mode="json", exclude={"version"})}
                                        for name, cfg in self.steps]
         if self.int8:
-            steps.append({INT8_STEP: {"calibration": self.calibration}})
+            steps.append({INT8_STEP: {"calibration": self.calibration} if self.int8_mode == "static"
+                          else {"mode": "dynamic"}})
         return {"name": self.name, "description": self.description, "steps": steps}
 
     @property
@@ -104,14 +109,21 @@ class Recipe:
         return cls.from_dict(read_yaml(path, "recipe"), source=str(path))
 
 
-def _calibration(fields: dict[str, Any], source: str) -> str:
-    unknown = set(fields) - {"calibration"}
+def _int8_fields(fields: dict[str, Any], source: str) -> tuple[str, str]:
+    """``(mode, calibration)`` of a ``quantize.int8`` step: static QDQ calibrated on training data (default), or
+    dynamic (weights int8 ahead of time, activations quantized per batch at run time; no calibration)."""
+    unknown = set(fields) - {"calibration", "mode"}
     if unknown:
-        raise ConfigError(f"{source}: {INT8_STEP} takes only 'calibration', not {sorted(unknown)}")
+        raise ConfigError(f"{source}: {INT8_STEP} takes only 'mode' and 'calibration', not {sorted(unknown)}")
+    mode = fields.get("mode", "static")
+    if mode not in INT8_MODES:
+        raise ConfigError(f"{source}: {INT8_STEP} mode {mode!r} unknown; use one of {', '.join(INT8_MODES)}")
+    if mode == "dynamic" and "calibration" in fields:
+        raise ConfigError(f"{source}: dynamic int8 needs no calibration; drop 'calibration' or use mode: static")
     method = fields.get("calibration", "minmax")
     if method not in CALIBRATION_METHODS:
         raise ConfigError(f"{source}: calibration {method!r} unknown; use one of {', '.join(CALIBRATION_METHODS)}")
-    return method
+    return mode, method
 
 
 def _recipes_folder():

@@ -141,3 +141,16 @@ def test_an_invalid_recipe_fails_before_any_training(cli_run, work, model_path, 
     (work / "r.yaml").write_text("steps:\n  - distill.hinton: {epochs: 5}\n  - quantize.ptq: {bits: 40}\n")
     result = cli_run("compress", model_path, "--recipe", "r.yaml", "-o", "x.wlz")
     assert result.code == 2 and "step 2" in result.err and "bits" in result.err
+
+
+def test_dynamic_int8_needs_no_calibration_and_runs_in_onnx_runtime(cli_run, work, model_path, fast):
+    record = cli_run("compress", model_path, "--int8", "--int8-mode", "dynamic", "-o", "d.onnx", *fast,
+                     "--json").json()
+    assert record["precision"] == "int8" and record["recipe"][-1]["config"]["mode"] == "dynamic"
+    assert record["accuracy"] == pytest.approx(ort_accuracy(work / "d.onnx"))
+    assert abs(record["accuracy"] - record["baseline"]["accuracy"]) <= 0.05
+    exported = cli_run("export", model_path, "--int8", "--int8-mode", "dynamic", "-o", "e.onnx")
+    assert exported.code == 0, exported.err  # no --dataset needed
+    assert "MatMulInteger" in op_types(work / "e.onnx") or "DynamicQuantizeLinear" in op_types(work / "e.onnx")
+    bad = cli_run("compress", model_path, "--int8", "--int8-mode", "fast", "-o", "x.onnx")
+    assert bad.code == 2 and "--int8-mode 'fast' unknown" in bad.err
