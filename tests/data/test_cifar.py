@@ -287,3 +287,26 @@ def test_the_malicious_payload_does_run_under_plain_pickle(tmp_path):
     sentinel = tmp_path / "pwned"
     pickle.loads(pickle.dumps(RunsAShellCommand(f"touch {sentinel}"), protocol=2))
     assert sentinel.exists()
+
+
+def test_resnet18_trains_prunes_half_its_channels_and_exports_on_cifar_format_data(root, tmp_path):
+    """The issue's end-to-end check on a small synthetic set in the official format (real CIFAR: see README)."""
+    import onnxruntime as ort
+
+    import wattless
+    from wattless.api import apply_steps
+    from wattless.deploy import export_onnx
+    from wattless.io import deployable_module
+
+    write_cifar10(root, per_batch=8)
+    data = wattless.load_dataset("cifar10", data_dir=str(root))
+    model = wattless.train("resnet18", data, model_kwargs={"width": 0.125}, epochs=1, batch_size=16, seed=0)
+    pruned = apply_steps(model, data, ["prune.structured:ratio=0.5,finetune_epochs=1"])
+    params = [sum(p.numel() for p in m.module.parameters()) for m in (model, pruned)]
+    assert params[1] < 0.4 * params[0]  # half the channels of most layers: about a quarter of the weights
+    wattless.save(pruned, tmp_path / "r.wlz")
+    loaded = wattless.load(tmp_path / "r.wlz")
+    path = export_onnx(deployable_module(loaded.module).eval(), data.input_shape, tmp_path / "r.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {session.get_inputs()[0].name: data.X_test[:4]})[0]
+    assert outputs.shape == (4, 10)
