@@ -56,9 +56,10 @@ def test_ratio_rule_and_fewer_parameters(digit_images, lenet5):
     assert count_params(factorized.module)[0] == count_params(lenet5.module)[0] - saved
 
 
-def test_cp_and_tucker_leave_models_without_convolutions_alone(digits, trained_mlp):
+def test_cp_and_tucker_refuse_models_without_convolutions(digits, trained_mlp):
     for step in ("factorize.cp", "factorize.tucker"):
-        assert edits_of(apply_steps(trained_mlp, digits, [step]).module) == []
+        with pytest.raises(ConfigError, match="has no Conv2d"):
+            apply_steps(trained_mlp, digits, [step])
 
 
 def test_cp_is_deterministic():

@@ -64,3 +64,12 @@ def test_a_bad_recorded_edit_is_a_value_error(trained_mlp, edit, message):
         skeleton = build_model(trained_mlp.spec)
     with pytest.raises(ValueError, match=message):
         replay_edits(skeleton, [edit])
+
+
+@pytest.mark.parametrize("step", ["factorize.tucker:ratio=0.5", "factorize.cp:ratio=0.5"])
+def test_a_model_without_convolutions_is_refused_not_silently_kept(trained_mlp, digits, step):
+    from wattless.api import apply_steps
+    from wattless.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="has no .* to factorize"):
+        apply_steps(trained_mlp, digits, [step])

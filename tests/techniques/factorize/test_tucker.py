@@ -64,8 +64,10 @@ def test_bad_configs_raise_one_clear_error(digit_images, lenet5, step, message):
 
 
 def test_grouped_convolutions_are_left_out_by_default_and_refused_by_name(digit_images):
-    model = nn.Sequential(nn.Conv2d(4, 4, 3, groups=4))
+    model = nn.Sequential(nn.Conv2d(4, 4, 3, groups=4), nn.Conv2d(4, 4, 3))
     cfg = parse_step("factorize.tucker:finetune_epochs=0")[1]
-    assert edits_of(factorize_tucker(model, cfg, Context(dataset=digit_images))) == []
+    assert [edit["layer"] for edit in edits_of(factorize_tucker(model, cfg, Context(dataset=digit_images)))] == ["1"]
     with pytest.raises(ConfigError, match="'0' is a Conv2d; this technique factorizes Conv2d layers with groups=1"):
         factorize_tucker(model, parse_step("factorize.tucker:layers=[0]")[1], Context(dataset=digit_images))
+    with pytest.raises(ConfigError, match="has no Conv2d layers with groups=1 to factorize"):
+        factorize_tucker(nn.Sequential(nn.Conv2d(4, 4, 3, groups=4)), cfg, Context(dataset=digit_images))

@@ -53,6 +53,9 @@ def select_layers(model: nn.Module, cfg: FactorizeConfig, supported: Callable[[n
     """
     modules = dict(model.named_modules())
     candidates = [name for name, module in modules.items() if supported(module)]
+    if not candidates:
+        raise ConfigError(f"this model has no {what} to factorize; use another technique (e.g. factorize.svd for "
+                          "Linear layers, prune.* or quantize.*)")
     if cfg.layers is None:
         chosen = [name for name in candidates if default_names is None or name in default_names]
     else:
