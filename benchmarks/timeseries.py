@@ -106,7 +106,7 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
     base = rows[0]
     big = BATCHES[-1][0]
     lines = ["## Time series: a patch transformer on BasicMotions (issue 9)", "",
-             f"`ts_transformer` (patches of 10 steps, d_model 64, 2 layers, 4 heads; {EPOCHS} epochs, seed 0) on "
+             f"`ts_transformer` (patches of 5 steps, d_model 64, 2 layers, 4 heads; {EPOCHS} epochs, seed 0) on "
              "BasicMotions (32 train / 8 validation / 40 test series; one test series = 2.5 points). Latency: ms "
              "per sample, medians of 7 alternating rounds, 1 thread; .wlz variants in PyTorch eager and exported "
              "to ONNX Runtime fp32, .onnx variants in ONNX Runtime. Speed-up vs fp32 ONNX Runtime at the same "

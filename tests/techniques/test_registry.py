@@ -1,11 +1,13 @@
 """The technique registry: names, step parsing, config validation and the contract every technique keeps."""
 
+import dataclasses
 import json
 
 import pytest
 import torch
 from pydantic import ValidationError
 
+import wattless
 from wattless.api import apply_steps
 from wattless.errors import ConfigError
 from wattless.io import load, save
@@ -43,11 +45,24 @@ def test_config_round_trips_through_json(name):
         cfg.version = 99
 
 
+CONV_ONLY = {"factorize.tucker", "factorize.cp"}
+"""Techniques for convolutions: their contract is checked on a small CNN on the digits as 1x8x8 images."""
+
+
+@pytest.fixture(scope="module")
+def digit_images_cnn(digits):
+    images = dataclasses.replace(digits, **{f"X_{s}": getattr(digits, f"X_{s}").reshape(-1, 1, 8, 8)
+                                            for s in ("train", "val", "test")})
+    return wattless.train("cnn", images, model_kwargs={"channels": [8, 16], "hidden": 16}, epochs=1, seed=0), images
+
+
 @pytest.mark.parametrize("name", list_techniques())
-def test_every_technique_keeps_the_contract(name, tmp_path, digits, trained_mlp):
+def test_every_technique_keeps_the_contract(name, tmp_path, digits, trained_mlp, request):
     """Forward still runs with the same output shape and no NaN; save/load gives the same outputs."""
     technique = get_technique(name)
     assert technique.summary, "the apply function needs a one-line docstring"
+    if name in CONV_ONLY:
+        trained_mlp, digits = request.getfixturevalue("digit_images_cnn")
     result = apply_steps(trained_mlp, digits, [(name, make_config(name))])
     x = torch.as_tensor(digits.X_test[:20])
     with torch.no_grad():
