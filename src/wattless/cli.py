@@ -35,7 +35,7 @@ TrustOpt = typer.Option(False, "--trust-code", help="Allow importing a package.m
 GridOpt = typer.Option(None, "--grid-intensity", help="Carbon intensity of your electricity, g CO2e/kWh, for the "
                        "footprint (default: $WATTLESS_GRID_INTENSITY, else the world average 475).")
 CountryOpt = typer.Option(None, "--carbon-country", help="ISO3 country (e.g. FRA) whose grid intensity to take "
-                          "from CodeCarbon's bundled data (pip install 'wattless[carbon]').")
+                          "from CodeCarbon's bundled data (pip install 'wattless\\[carbon]').")
 
 
 def _dataset(name: str | None, data_dir: str | None, target: str | None, task: str | None, meta=None):
