@@ -696,8 +696,23 @@ def runs_export(csv_out: bool = typer.Option(False, "--csv", help="CSV: one line
 
 def main() -> None:
     """Console entry point: user errors become one line and exit code 2."""
+    from typer.exceptions import TyperException
+    from typer.main import get_command
+
+    command = get_command(app)
     try:
-        app()  # standalone mode: usage errors print themselves and exit 2
+        code = command.main(args=sys.argv[1:], prog_name="wattless", standalone_mode=False)
     except WattlessError as exc:
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(2)
+    except TyperException as exc:  # a usage error (missing or unknown option, bad value): one line too
+        if not hasattr(exc, "format_message") or type(exc).__name__ == "NoArgsIsHelpError":
+            raise
+        context = getattr(exc, "ctx", None)
+        where = f"{context.command_path} --help" if context is not None else "wattless --help"
+        sys.stderr.write(f"error: {exc.format_message()} (see {where})\n")
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:  # Ctrl-C
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
