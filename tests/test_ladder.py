@@ -3,7 +3,7 @@
 import pytest
 
 from wattless.errors import ConfigError
-from wattless.ladder import _choose, compress_within_budget, drop, objective_value
+from wattless.ladder import choose_within_budget, compress_within_budget, drop, objective_value
 from wattless.recipe import Recipe
 
 FAST = {"batches": (1, 8), "repeats": 3}
@@ -54,9 +54,9 @@ def test_a_candidate_that_fails_on_test_is_never_returned():
     rows = [{"candidate": "small", "status": "within budget", "objective": 1.0, "test_drop": 1.5},
             {"candidate": "medium", "status": "within budget", "objective": 2.0, "test_drop": 0.5},
             {"candidate": "large", "status": "over budget", "objective": 0.5, "test_drop": 0.0}]
-    assert _choose(rows, 1.0)["candidate"] == "medium"
+    assert choose_within_budget(rows, 1.0)["candidate"] == "medium"
     assert rows[0]["status"] == "rejected on test"
-    assert _choose([rows[0] | {"status": "within budget"}], 1.0) is None
+    assert choose_within_budget([rows[0] | {"status": "within budget"}], 1.0) is None
 
 
 def test_drop_is_points_for_accuracy_and_percent_for_rmse():

@@ -106,7 +106,7 @@ def compress_within_budget(model: WattlessModel, dataset: Dataset | str, out: st
             row.update({"record": record, "path": path, "val": val, "val_drop": drop(base["val"], val),
                         "test_drop": drop(base["test"], record), "objective": objective_value(record, objective)})
             row["status"] = "within budget" if row["val_drop"] <= max_drop else "over budget"
-        chosen = _choose(rows, max_drop)
+        chosen = choose_within_budget(rows, max_drop)
         if chosen is None:
             return LadderResult(None, None, original, _public(rows))
         os.replace(chosen["path"], out)
@@ -116,9 +116,11 @@ def compress_within_budget(model: WattlessModel, dataset: Dataset | str, out: st
     return result
 
 
-def _choose(rows: list[dict[str, Any]], max_drop: float) -> dict[str, Any] | None:
-    """The best qualifying candidate by objective (the milder one on a tie) that also passes on test."""
-    for row in sorted((r for r in rows if r["status"] == "within budget"), key=lambda r: r["objective"]):
+def choose_within_budget(rows: list[dict[str, Any]], max_drop: float,
+                         rank: Callable[[dict[str, Any]], Any] = lambda row: row["objective"]) -> dict[str, Any] | None:
+    """The best row ``within budget`` on validation by ``rank`` (the earlier one on a tie) whose test drop is within
+    ``max_drop`` too; rows that pass on validation but fail on test are marked ``rejected on test``."""
+    for row in sorted((r for r in rows if r["status"] == "within budget"), key=rank):
         if row["test_drop"] <= max_drop:
             return row
         row["status"] = "rejected on test"

@@ -34,7 +34,7 @@ from ..api import as_dataset
 from ..data import Dataset
 from ..errors import ConfigError
 from ..io import WattlessModel
-from ..ladder import drop, objective_value
+from ..ladder import choose_within_budget, drop, objective_value
 from ..recipe import OBJECTIVES, Recipe
 from ..techniques.prune.magnitude import prunable_weights
 
@@ -215,14 +215,7 @@ def _finish(study, model: WattlessModel, data: Dataset, out: Path, max_drop: flo
         else:
             row["status"] = "within budget" if row["val_drop"] <= max_drop else "over budget"
     front = [t.number for t in study.best_trials] if multi else []
-    candidates = sorted((r for r in rows if r["status"] == "within budget"),
-                        key=lambda r: (r[objective], r["trial"]))
-    chosen = None
-    for row in candidates:
-        if row["test_drop"] <= max_drop:
-            chosen = row
-            break
-        row["status"] = "rejected on test"
+    chosen = choose_within_budget(rows, max_drop, rank=lambda row: row[objective])  # rows are in trial order
     if chosen is None:
         return SearchResult(None, None, name, rows, front)
     recipe = Recipe.from_dict(chosen["recipe"])
