@@ -68,7 +68,7 @@ def locate_files(
                 _download(base_url + file, found / file, sha256.get(file))
     for file in files:
         if file in sha256:
-            _verify_sha256(found / file, sha256[file])
+            verify_sha256(found / file, sha256[file])
     return found
 
 
@@ -87,7 +87,7 @@ def _hash_file(path: str, mtime_ns: int, size_bytes: int) -> str:
     return digest.hexdigest()
 
 
-def _verify_sha256(path: Path, expected: str) -> None:
+def verify_sha256(path: Path, expected: str) -> None:
     actual = file_sha256(path)
     if actual != expected:
         raise DataError(

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import DataError
 from ._dataset import Dataset, register_dataset
-from ._locate import DATA_ENV, cache_dir, candidate_folders, file_sha256
+from ._locate import DATA_ENV, cache_dir, candidate_folders, verify_sha256
 from ._split import VAL_FRACTION, holdout_indices
 
 MIN_VAL_PER_CLASS = 2
@@ -174,7 +174,7 @@ def load_basic_motions(*, data_dir: str | None = None, split_seed: int = 0) -> D
     """BasicMotions (UEA): 6-channel smart-watch motion (3D accelerometer + gyroscope), 100 steps, 4 activities."""
     folder = _find_files("basic-motions", BASIC_MOTIONS, data_dir, "BasicMotions.zip")
     for file, expected in SHA256["basic-motions"].items():
-        _verify_sha256(folder / file, expected)
+        verify_sha256(folder / file, expected)
     return load_ts_pair(
         folder / BASIC_MOTIONS[0], folder / BASIC_MOTIONS[1], name="basic-motions", split_seed=split_seed
     )
@@ -273,12 +273,3 @@ def _find_files(name: str, files: tuple[str, ...], data_dir: str | os.PathLike[s
             f"files in {cache_dir() / name}, set {DATA_ENV} to a folder containing {name}/, or pass --data-dir DIR"
         )
     return found
-
-
-def _verify_sha256(path: Path, expected: str) -> None:
-    actual = file_sha256(path)
-    if actual != expected:
-        raise DataError(
-            f"{path}: sha256 {actual} does not match the published {expected}; "
-            "the file is damaged or a different version: delete it and fetch it again"
-        )
