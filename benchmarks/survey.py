@@ -30,40 +30,38 @@ from wattless.report import pareto_plot
 from wattless.report.format import format_bytes, format_energy
 
 KD = {"temperature": 2.0, "alpha": 0.5, "epochs": 30, "lr": 0.001}
+_PRUNE_STEP, _SHARE_STEP = Recipe.load("deep-compression").to_dict()["steps"]
+BASELINE_AND_INT8 = [("baseline", "baseline fp32", None, None),
+                     ("int8", "int8 (ONNX Runtime)", "baseline", ["quantize.int8"])]
+DEEP_COMPRESSION = [("prune", "pruning + retraining (95%)", "baseline", [_PRUNE_STEP]),
+                    ("deep", "prune -> quantize (k-means 16, entropy-coded)", "prune", [_SHARE_STEP])]
+"""The shipped deep-compression recipe, its two steps as two rows."""
+PRUNED_STUDENT_INT8_AND_BY_HAND = [
+    ("kd-pruned-int8", "distill into pruned student -> int8", "kd-pruned", ["quantize.int8"]),
+    ("by-hand", "by hand: Torch-Pruning 50% + fine-tune + ORT int8", "baseline", "prune-int8"),
+]
 ROWS: dict[str, list[tuple[str, str, str | None, Any]]] = {
     # (key, label, base row, recipe: shipped name or list of steps)
     "lenet300": [
-        ("baseline", "baseline fp32", None, None),
-        ("int8", "int8 (ONNX Runtime)", "baseline", ["quantize.int8"]),
+        *BASELINE_AND_INT8,
         ("kd", "distillation (fresh copy, 1/4 width)", "baseline",
          [{"distill.hinton": {"student": "teacher-copy", "width": 0.25, **KD}}]),
         ("kd-int8", "distill -> int8", "kd", ["quantize.int8"]),
-        ("prune", "pruning + retraining (95%)", "baseline",
-         [{"prune.magnitude": {"sparsity": 0.95, "scope": "global", "schedule": "gradual", "finetune_epochs": 12,
-                               "lr": 0.001}}]),
-        ("deep", "prune -> quantize (k-means 16, entropy-coded)", "prune",
-         [{"share.kmeans": {"clusters": 16, "finetune_epochs": 1, "bias_bits": 8}}]),
+        *DEEP_COMPRESSION,
         ("kd-pruned", "distill into pruned student (1/5 width)", "baseline",
          [{"distill.hinton": {"student": "teacher-pruned", "width": 0.2, "importance": "taylor", **KD}}]),
-        ("kd-pruned-int8", "distill into pruned student -> int8", "kd-pruned", ["quantize.int8"]),
-        ("by-hand", "by hand: Torch-Pruning 50% + fine-tune + ORT int8", "baseline", "prune-int8"),
+        *PRUNED_STUDENT_INT8_AND_BY_HAND,
     ],
     "lenet5": [
-        ("baseline", "baseline fp32", None, None),
-        ("int8", "int8 (ONNX Runtime)", "baseline", ["quantize.int8"]),
+        *BASELINE_AND_INT8,
         ("kd", "distillation into an MLP (784-256-10)", "baseline",
          [{"distill.hinton": {"student": "mlp", "student_kwargs": {"hidden": [256]}, **KD, "epochs": 20}}]),
         ("kd-int8", "distill -> int8", "kd", ["quantize.int8"]),
-        ("prune", "pruning + retraining (95%)", "baseline",
-         [{"prune.magnitude": {"sparsity": 0.95, "scope": "global", "schedule": "gradual", "finetune_epochs": 12,
-                               "lr": 0.001}}]),
-        ("deep", "prune -> quantize (k-means 16, entropy-coded)", "prune",
-         [{"share.kmeans": {"clusters": 16, "finetune_epochs": 1, "bias_bits": 8}}]),
+        *DEEP_COMPRESSION,
         ("kd-pruned", "distill into pruned student (1/2 width)", "baseline",
          [{"distill.hinton": {"student": "teacher-pruned", "width": 0.5, "importance": "taylor", **KD,
                               "epochs": 20}}]),
-        ("kd-pruned-int8", "distill into pruned student -> int8", "kd-pruned", ["quantize.int8"]),
-        ("by-hand", "by hand: Torch-Pruning 50% + fine-tune + ORT int8", "baseline", "prune-int8"),
+        *PRUNED_STUDENT_INT8_AND_BY_HAND,
     ],
 }
 BATCHES = ((1, 200), (256, 20))
