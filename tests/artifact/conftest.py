@@ -3,6 +3,7 @@
 import json
 import math
 import struct
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from wattless.artifact import write_artifact
+from wattless.artifact import read_artifact, write_artifact
 from wattless.artifact.format import BUNDLE_NAME, DTYPE_BY_NAME, NAME_BY_DTYPE, canonical_json, uint8_tensor
 from wattless.artifact.header import compress_header, decompress_header
+from wattless.errors import ArtifactError
 
 Stored = tuple[dict[str, torch.Tensor], dict[str, str]]
 SAMPLE_ENCODINGS = {"packed.fc.codes": ("bitpack", {"bits": 3})}
@@ -110,3 +112,23 @@ def read_stored() -> Callable[[Path], Stored]:
 @pytest.fixture(scope="session")
 def forge() -> Callable[[Path, dict[str, torch.Tensor], dict[str, str]], Path]:
     return _forge
+
+
+def _read_forged(path: Path, name: str, max_tensor_bytes: int = 2**20) -> int:
+    """Read a forged file: tensor ``name`` within ``max_tensor_bytes``, or one one-line ArtifactError; returns
+    the peak memory allocated on the way (bytes)."""
+    tracemalloc.start()
+    try:
+        tensors, _ = read_artifact(path, max_tensor_bytes=max_tensor_bytes)
+        assert tensors[name].numel() * tensors[name].element_size() <= max_tensor_bytes
+    except ArtifactError as error:
+        assert "\n" not in str(error)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.fixture(scope="session")
+def read_forged() -> Callable[[Path, str], int]:
+    return _read_forged
