@@ -5,7 +5,7 @@ import json
 import pandas as pd
 from matplotlib.image import imread
 
-from wattless.demo import run_demo
+from wattless.api._demo import run_demo
 
 
 def test_demo_writes_report_files(tmp_path):

@@ -130,3 +130,26 @@ def test_metadata_edits_that_rename_the_model_are_refused(tmp_path, trained_mlp)
         write_artifact(tmp_path / "m.wlz", state_tensors(trained_mlp.module), meta)
         with pytest.raises(WattlessError):
             wattless.load(tmp_path / "m.wlz")
+
+
+def test_load_folds_packed_weights_for_inference_and_keeps_them_on_request(trained_mlp, digits, tmp_path):
+    """``load`` gives a module that runs at dense speed (no parametrization recomputes a weight per call) with the
+    same outputs; ``keep_parametrizations=True`` keeps the packed form, which saving again needs."""
+    import torch
+    from torch.nn.utils import parametrize
+
+    import wattless
+    from wattless.errors import ConfigError
+
+    quantized = wattless.apply_steps(trained_mlp, digits, ["quantize.ptq:bits=4"])
+    wattless.save(quantized, tmp_path / "q.wlz")
+    folded, kept = wattless.load(tmp_path / "q.wlz"), wattless.load(tmp_path / "q.wlz", keep_parametrizations=True)
+    assert not any(parametrize.is_parametrized(m) for m in folded.module.modules())
+    assert any(parametrize.is_parametrized(m) for m in kept.module.modules())
+    assert not folded.module.training
+    x = torch.as_tensor(digits.X_test[:32])
+    with torch.no_grad():
+        assert torch.equal(folded.module(x), kept.module(x))
+    with pytest.raises(ConfigError, match="keep_parametrizations=True"):
+        wattless.save(folded, tmp_path / "again.wlz")
+    assert wattless.save(kept, tmp_path / "again.wlz") == (tmp_path / "q.wlz").stat().st_size

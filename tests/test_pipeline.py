@@ -78,9 +78,9 @@ def test_compress_takes_a_shipped_recipe_by_name(trained_mlp, digits, tmp_path, 
     import wattless.api as api
 
     seen = []
-    monkeypatch.setattr("wattless.pipeline.run_recipe", lambda m, d, recipe, out, **kw: seen.append(recipe) or
-                        type("R", (), {"path": out})())
-    api.compress(trained_mlp, digits, tmp_path / "x.onnx", recipe="prune-int8")
+    monkeypatch.setattr("wattless.api._compress.run_recipe", lambda m, d, recipe, out, **kw: seen.append(recipe) or
+                        type("R", (), {"path": out, "records": []})())
+    api.compress(trained_mlp, digits, tmp_path / "x.onnx", recipe="prune-int8", measure_result=False)
     assert seen[0].name == "prune-int8" and seen[0].int8
-    with pytest.raises(ConfigError, match="either steps or a recipe"):
-        api.compress(trained_mlp, digits, tmp_path / "x.onnx", recipe="prune-int8", steps=["quantize.ptq"])
+    with pytest.raises(ConfigError, match="one of --recipe, --step or --max-drop"):
+        api.compress(trained_mlp, digits, tmp_path / "y.onnx", recipe="prune-int8", steps=["quantize.ptq"])

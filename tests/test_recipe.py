@@ -19,7 +19,8 @@ steps:
   - prune.magnitude: {sparsity: 0.5, finetune_epochs: 1}
   - quantize.int8: {calibration: percentile}
 """))
-    assert [name for name, _ in recipe.steps] == ["prune.magnitude"]
+    assert [name for name, _ in recipe.transforms] == ["prune.magnitude"]
+    assert recipe.step_names == ["prune.magnitude", "quantize.int8"] and recipe.output_suffix == ".onnx"
     assert recipe.steps[0][1].sparsity == 0.5
     assert recipe.int8 and recipe.calibration == "percentile"
 
@@ -125,5 +126,5 @@ def test_int8_step_takes_a_dynamic_mode(tmp_path):
     assert Recipe.from_yaml(write(tmp_path, "steps: [quantize.int8]")).int8_mode == "static"
     with pytest.raises(ConfigError, match="dynamic int8 needs no calibration"):
         Recipe.from_yaml(write(tmp_path, "steps: [{quantize.int8: {mode: dynamic, calibration: minmax}}]"))
-    with pytest.raises(ConfigError, match="mode 'weird' unknown; use one of static, dynamic"):
+    with pytest.raises(ConfigError, match="mode: Input should be 'static' or 'dynamic'"):
         Recipe.from_yaml(write(tmp_path, "steps: [{quantize.int8: {mode: weird}}]"))

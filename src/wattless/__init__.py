@@ -2,24 +2,44 @@
 
 Example:
     >>> import wattless
-    >>> model = wattless.train("mlp", "digits", epochs=5)                      # doctest: +SKIP
-    >>> wattless.save(model, "mlp.wlz")                                         # doctest: +SKIP
-    >>> wattless.compress("mlp.wlz", "digits", "mlp.int8.onnx", int8=True)      # doctest: +SKIP
-    >>> record = wattless.measure("mlp.int8.onnx", "digits")                    # doctest: +SKIP
+    >>> model = wattless.train("mlp", "digits", epochs=5)                          # doctest: +SKIP
+    >>> wattless.save(model, "mlp.wlz")                                             # doctest: +SKIP
+    >>> result = wattless.compress("mlp.wlz", "digits", "mlp.int8.onnx", int8=True)  # doctest: +SKIP
+    >>> result.record["accuracy"], result.baseline["accuracy"]                       # doctest: +SKIP
+    >>> record = wattless.measure("mlp.int8.onnx", "digits")                        # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
+from .api import (
+    CompressResult,
+    apply_steps,
+    compress,
+    demo,
+    export,
+    import_weights,
+    inspect,
+    load,
+    measure,
+    report,
+    save,
+    search,
+    sweep,
+    train,
+)
+from .data import Dataset, list_datasets, load_dataset
+from .errors import WattlessError
+from .io import WattlessModel
+from .measurement.engines import list_engines
+from .models import list_models
+from .recipe import Recipe, shipped_recipes
+from .techniques import list_techniques
+from .train import TrainConfig
 
-from .api import compress, export, measure, train  # noqa: E402
-from .data import Dataset, list_datasets, load_dataset  # noqa: E402
-from .errors import WattlessError  # noqa: E402
-from .io import WattlessModel, load, save  # noqa: E402
-from .models import list_models  # noqa: E402
-from .recipe import Recipe  # noqa: E402
-from .techniques import list_techniques  # noqa: E402
-from .train import TrainConfig  # noqa: E402
+list_recipes = shipped_recipes
 
 __all__ = [
-    "Dataset", "Recipe", "TrainConfig", "WattlessError", "WattlessModel", "__version__", "compress", "export",
-    "list_datasets", "list_models", "list_techniques", "load", "load_dataset", "measure", "save", "train",
+    "CompressResult", "Dataset", "Recipe", "TrainConfig", "WattlessError", "WattlessModel", "__version__",
+    "apply_steps", "compress", "demo", "export", "import_weights", "inspect", "list_datasets", "list_engines",
+    "list_models", "list_recipes", "list_techniques", "load", "load_dataset", "measure", "report", "save",
+    "search", "sweep", "train",
 ]

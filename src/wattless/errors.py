@@ -22,3 +22,19 @@ class ArtifactError(WattlessError):
 
 class ConfigError(WattlessError):
     """An unknown technique, option or field, or a value out of range."""
+
+
+class NothingWithinBudget(ConfigError):
+    """No candidate of a search or ladder stayed within the accuracy budget; ``result`` holds every one tried."""
+
+    def __init__(self, message: str, result: object):
+        super().__init__(message)
+        self.result = result
+
+
+class TrialsFailed(ConfigError):
+    """Some trials of a sweep failed (a rerun retries them); ``result`` is the sweep's result."""
+
+    def __init__(self, message: str, result: object):
+        super().__init__(message)
+        self.result = result

@@ -4,11 +4,18 @@ A :class:`WattlessModel` is an ``nn.Module`` plus its metadata (architecture spe
 description with preprocessing, training summary, applied recipe, seed). ``save`` writes a ``.wlz``
 file; ``load`` reads ``.wlz`` files and imports plain weights (``.safetensors`` or a ``state_dict``
 ``.pt``, loaded with ``weights_only=True``) when told which architecture they belong to.
+
+``load`` returns a model ready for inference (parametrizations folded into plain tensors, eval mode);
+``load(..., keep_parametrizations=True)`` keeps the packed weights as parametrizations, which is what
+compressing further or saving the packed form again needs.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +24,12 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from . import __version__
+from ._version import __version__
 from .artifact import read_artifact, write_artifact
-from .errors import ArtifactError, ModelError
+from .errors import ArtifactError, ConfigError, ModelError
 from .models import build_model, check_input_shape
 from .packed import PackedWeight, packed_kind
-from .structure import edits_of, replay_edits
+from .structure import edits_of, reattach_attachments, replay_edits
 
 PACKED_PREFIX = "packed."
 """Tensor names of packed parts in a model file: ``packed.<layer>.<tensor>.<part>``."""
@@ -34,6 +41,13 @@ class WattlessModel:
 
     module: nn.Module
     meta: dict[str, Any] = field(default_factory=dict)
+    folded: bool = False
+    """True when loaded for inference from a file with packed weights: they are dense now, so saving this
+    model would store dense floats (:func:`save` refuses; load with ``keep_parametrizations=True``)."""
+
+    def copy(self) -> WattlessModel:
+        """An independent copy: module deep-copied, metadata copied through JSON."""
+        return WattlessModel(copy.deepcopy(self.module), json.loads(json.dumps(self.meta)), self.folded)
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -92,6 +106,17 @@ def deployable_module(module: nn.Module) -> nn.Module:
     return _fold(module, keep_packed=False)[0]
 
 
+def fp32_state_dict_bytes(model: WattlessModel) -> int:
+    """Size in bytes of the model's fp32 ``state_dict`` written as a ``.safetensors`` file."""
+    from safetensors.torch import save_file
+
+    tensors = {k: (v.float() if v.is_floating_point() else v) for k, v in state_tensors(model.module).items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "fp32.safetensors")
+        save_file(tensors, path)
+        return os.path.getsize(path)
+
+
 def state_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     """The deployable state dict as contiguous CPU tensors (dense floats, no packing)."""
     return {k: v.detach().cpu().contiguous() for k, v in deployable_module(module).state_dict().items()}
@@ -120,6 +145,10 @@ def save(model: WattlessModel, path: str | Path) -> int:
     Quantized weights are stored as their codes: at their bit width, or entropy-coded when that is
     smaller. The same model and metadata always give a byte-identical file.
     """
+    if model.folded:
+        raise ConfigError("this model was loaded for inference, with its packed (quantized) weights folded into "
+                          "dense floats, so its file would hold dense weights; load it with "
+                          "keep_parametrizations=True to save or compress it further")
     tensors, encodings, described = packed_state(model.module)
     meta = {**model.meta, "wattless_version": __version__, "packed": described,
             "structure": edits_of(model.module)}
@@ -185,17 +214,18 @@ def module_from_tensors(spec: dict[str, Any], tensors: dict[str, torch.Tensor], 
     parametrizations they were saved from, and activation quantizers (``<layer>.input_quant.*`` tensors)
     are re-attached, so the model computes exactly what was saved.
     """
+    from .techniques import discover_techniques
+
+    discover_techniques()  # the techniques register the stored forms: structural edits, attached quantizers
     weights = _unpack_weights(tensors, packed or {}, source)
     dense = {k: v for k, v in tensors.items() if not k.startswith(PACKED_PREFIX)}
     dense.update({key: weight.decode() for key, weight in weights.items()})
-    from .techniques.quantize._fake import reattach_activation_quantizers  # lazy: io needs no technique imports
-
     with torch.device("meta"):
         skeleton = _built(spec, structure, trust_code, source)
-    reattach_activation_quantizers(skeleton, dense)
+    reattach_attachments(skeleton, dense)
     _check_shapes(skeleton, dense, source)
     module = _built(spec, structure, trust_code, source)
-    reattach_activation_quantizers(module, dense)
+    reattach_attachments(module, dense)
     try:
         module.load_state_dict(dense, strict=True)
     except RuntimeError as exc:
@@ -209,18 +239,46 @@ def module_from_tensors(spec: dict[str, Any], tensors: dict[str, torch.Tensor], 
     return module.eval()
 
 
-def load(path: str | Path, *, trust_code: bool = False) -> WattlessModel:
-    """Read a ``.wlz`` model file (no pickle; user code only with ``trust_code``)."""
+def load(path: str | Path, *, trust_code: bool = False, keep_parametrizations: bool = False) -> WattlessModel:
+    """Read a ``.wlz`` model file (no pickle; user code only with ``trust_code``).
+
+    The module comes back ready to run at dense speed: packed weights folded into plain tensors, eval mode.
+    ``keep_parametrizations=True`` keeps them as parametrizations (each call decodes the codes again), which
+    further compression and saving the packed form need.
+    """
     tensors, meta = read_artifact(path)
     spec = meta.get("model")
     if not isinstance(spec, dict):
         raise ArtifactError(f"{path}: the file has no model description; re-create it with `wattless train`")
+    packed = meta.pop("packed", None)
     try:
         module = module_from_tensors(spec, tensors, source=str(path), trust_code=trust_code,
-                                     packed=meta.pop("packed", None), structure=meta.pop("structure", None))
+                                     packed=packed, structure=meta.pop("structure", None))
     except ModelError as exc:
         raise ArtifactError(f"{path}: {exc}") from exc
-    return WattlessModel(module, meta)
+    check_recipe_versions(meta.setdefault("recipe", []), str(path))
+    if keep_parametrizations or not packed:
+        return WattlessModel(module, meta)
+    return WattlessModel(deployable_module(module).eval(), meta, folded=True)
+
+
+def check_recipe_versions(recipe: Any, source: str) -> None:
+    """Refuse a file whose recipe holds a technique config newer than this wattless reads (ArtifactError)."""
+    from .techniques import get_technique
+
+    if not isinstance(recipe, list):
+        raise ArtifactError(f"{source}: the model's recipe is not a list of steps; re-create the file")
+    for step in recipe:
+        if not isinstance(step, dict) or not isinstance(step.get("config", {}), dict):
+            raise ArtifactError(f"{source}: a recipe step is not a mapping with a config; re-create the file")
+        try:
+            known = get_technique(str(step.get("technique"))).config_type.current_version()
+        except ConfigError:
+            continue  # a technique this wattless does not have: the step is history, nothing to run
+        version = step.get("config", {}).get("version", 1)
+        if isinstance(version, int) and version > known:
+            raise ArtifactError(f"{source}: step {step.get('technique')} has config version {version}, newer than "
+                                f"this wattless reads ({known}); upgrade wattless")
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .api import as_dataset
-from .data import Dataset
+from .data import Dataset, as_dataset
 from .errors import ConfigError
 from .io import WattlessModel, deployable_module
+from .measurement.provenance import comparable_energy
 from .recipe import OBJECTIVES, Recipe, load_ladder
 
 CandidateCallback = Callable[[int, int, str], None]
@@ -50,7 +50,8 @@ def drop(baseline: dict[str, Any], metrics: dict[str, Any]) -> float:
 
 def objective_value(record: dict[str, Any], objective: str) -> float:
     """Lower is better: bytes of the file, latency (geometric mean over the timed batches of the median ms
-    per sample, on the engine the file runs on), or estimated joules per sample."""
+    per sample, on the engine the file runs on), or joules per sample (the record's own figure: rank many
+    records with :func:`rank_objective`, which compares energy of one provenance only)."""
     if objective == "size":
         return float(record["size_bytes"])
     if objective == "energy":
@@ -70,9 +71,9 @@ def compress_within_budget(model: WattlessModel, dataset: Dataset | str, out: st
     ``out`` ending in ``.wlz`` skips candidates that deploy as int8 ONNX; ``.onnx`` takes every candidate
     (the others exported as fp32 ONNX), and the objective is measured on the file written.
     """
-    from .api import measure
-    from .pipeline import file_quality, quality, run_recipe
-    from .train import predict
+    from .measurement.record import measure_file, measure_module
+    from .pipeline import file_quality, run_recipe
+    from .train import predict, quality
 
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective {objective!r} unknown; use one of {', '.join(OBJECTIVES)}")
@@ -84,7 +85,7 @@ def compress_within_budget(model: WattlessModel, dataset: Dataset | str, out: st
     candidates = ladder if isinstance(ladder, list) else load_ladder(objective, ladder)
     data = as_dataset(dataset)
     timing = {"batches": batches, "threads": threads, "repeats": repeats}
-    original = measure(model, data, engines=("torch", "onnxruntime"), **timing)
+    original = measure_module(model, data, engines=("torch", "onnxruntime"), **timing)
     original.update(name="original", val=quality(predict(deployable_module(model.module), data.X_val), data, "val"))
     base = {"val": original["val"], "test": original}
     rows: list[dict[str, Any]] = []
@@ -100,12 +101,14 @@ def compress_within_budget(model: WattlessModel, dataset: Dataset | str, out: st
                 on_candidate(position, len(candidates), recipe.name)
             path = Path(tmp) / f"{position}{out.suffix}"
             run_recipe(model, data, recipe, path, seed=seed, record=False)
-            record = measure(path, data, engines=("onnxruntime",) if out.suffix == ".onnx" else ("torch",), **timing)
+            record = measure_file(path, data, engines=("onnxruntime",) if out.suffix == ".onnx" else ("torch",),
+                                  **timing)
             record["name"] = recipe.name
             val = file_quality(path, data, "val")
             row.update({"record": record, "path": path, "val": val, "val_drop": drop(base["val"], val),
                         "test_drop": drop(base["test"], record), "objective": objective_value(record, objective)})
             row["status"] = "within budget" if row["val_drop"] <= max_drop else "over budget"
+        rank_objective(rows, objective)
         chosen = choose_within_budget(rows, max_drop)
         if chosen is None:
             return LadderResult(None, None, original, _public(rows))
@@ -114,6 +117,17 @@ def compress_within_budget(model: WattlessModel, dataset: Dataset | str, out: st
         chosen["record"]["artifact"] = str(out)
         result = LadderResult(out, chosen["candidate"], original, _public(rows))
     return result
+
+
+def rank_objective(rows: list[dict[str, Any]], objective: str) -> None:
+    """Set every measured row's ``objective`` value so that rows compare like with like: energy of one provenance
+    (measured only when every row was metered, else every row's estimate), named in ``objective_provenance``."""
+    measured = [row for row in rows if "record" in row]
+    if objective != "energy" or not measured:
+        return
+    kind, values = comparable_energy([row["record"] for row in measured])
+    for row, value in zip(measured, values, strict=True):
+        row.update(objective=value, objective_provenance=kind)
 
 
 def choose_within_budget(rows: list[dict[str, Any]], max_drop: float,

@@ -1,5 +1,5 @@
-"""Running a recipe: its steps in order on a copy of the model, a record of the model after every step, and
-the result written as a ``.wlz`` model or an ``.onnx`` file (int8 when the recipe ends with ``quantize.int8``).
+"""Running techniques: the one step loop, and recipes (its steps in order on a copy of the model, a record of
+the model after every step, the result written as a ``.wlz`` model or deployed by the recipe's last step).
 
 Intermediate records are light (no latency): quality on the validation and test splits, parameters,
 non-zeros, bytes of the packed file, MACs and the estimated energy per sample, plus the step's wall time.
@@ -7,22 +7,23 @@ non-zeros, bytes of the packed file, MACs and the estimated energy per sample, p
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .api import adopt_new_architecture, as_dataset, copy_model
-from .data import Dataset
+from .data import Dataset, as_dataset
 from .errors import ConfigError
-from .io import WattlessModel, deployable_module
-from .recipe import INT8_STEP, Recipe
-from .techniques import Context, describe_step, get_technique
-from .train import metrics_from_outputs, predict
+from .io import WattlessModel, deployable_module, fp32_state_dict_bytes
+from .recipe import Recipe
+from .techniques import Context, TechniqueConfig, describe_step, get_technique
+from .train import predict, quality
 
 StepCallback = Callable[[int, str], None]
 """Called with ``(position from 1, technique name)`` when a step starts."""
+Step = tuple[str, TechniqueConfig]
 
 
 @dataclass
@@ -34,11 +35,30 @@ class PipelineResult:
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
-def quality(outputs, data: Dataset, split: str) -> dict[str, float]:
-    """Accuracy (fraction) or RMSE/MAE/R2 of ``outputs`` on ``split``, without the loss."""
-    metrics = metrics_from_outputs(outputs, data.split(split)[1], data.task)
-    metrics.pop("loss", None)
-    return metrics
+def run_steps(model: WattlessModel, data: Dataset, steps: Sequence[Step], *, seed: int,
+              on_step: StepCallback | None = None,
+              after_step: Callable[[str, float], None] | None = None) -> WattlessModel:
+    """Apply technique ``steps`` in order to ``model`` (in place; copy it first to keep the original): each
+    technique is checked to apply, run, and recorded in the model's recipe. ``after_step(name, seconds)``
+    runs after each. Deploying steps are not run here (:func:`run_recipe` writes them)."""
+    ctx = Context(dataset=data, seed=seed, quiet=True)
+    for position, (name, cfg) in enumerate(steps, start=1):
+        technique = get_technique(name)
+        if technique.deploys:
+            raise ConfigError(f"{name} deploys to a file: make it the last step of a recipe written with -o OUT"
+                              f"{technique.output_suffix or ''}")
+        technique.check_applies(model.module)
+        if on_step is not None:
+            on_step(position, name)
+        started = time.perf_counter()
+        applied = technique.apply(model.module, cfg, ctx)
+        model.module = applied.module
+        if applied.new_architecture is not None:  # a student of another architecture: the file builds that
+            model.meta["model"] = json.loads(json.dumps(applied.new_architecture))
+        model.meta["recipe"].append(describe_step(name, cfg))
+        if after_step is not None:
+            after_step(name, time.perf_counter() - started)
+    return model
 
 
 def file_quality(path: str | Path, data: Dataset, split: str) -> dict[str, float]:
@@ -48,8 +68,7 @@ def file_quality(path: str | Path, data: Dataset, split: str) -> dict[str, float
 
     path = Path(path)
     X = data.split(split)[0]
-    outputs = OnnxModel(path).predict(X) if path.suffix == ".onnx" else predict(
-        deployable_module(load(path).module), X)
+    outputs = OnnxModel(path).predict(X) if path.suffix == ".onnx" else predict(load(path).module, X)
     return quality(outputs, data, split)
 
 
@@ -71,46 +90,56 @@ def stage_record(model: WattlessModel | Path, data: Dataset, stage: str, seconds
     return record
 
 
+def original_of(model: WattlessModel) -> dict[str, Any]:
+    """What the model's first compression started from (kept in its metadata): architecture, fp32 bytes."""
+    known = model.meta.get("original")
+    if isinstance(known, dict) and isinstance(known.get("size_bytes_fp32"), int):
+        return known
+    return {"model": model.meta.get("model", {}).get("name"), "size_bytes_fp32": fp32_state_dict_bytes(model)}
+
+
 def run_recipe(model: WattlessModel, dataset: Dataset | str, recipe: Recipe, out: str | Path, *,
                seed: int | None = None, quiet: bool = True, record: bool = True,
                on_step: StepCallback | None = None) -> PipelineResult:
-    """Apply ``recipe`` to a copy of ``model`` and write ``out`` (``.wlz``, or ``.onnx``: int8 when the recipe
-    ends with ``quantize.int8``, else fp32). With ``record``, measure the model before and after every step."""
-    from .api import export
+    """Apply ``recipe`` to a copy of ``model`` and write ``out``: a ``.wlz`` model, fp32 ONNX, or what the recipe's
+    deploying last step writes (int8 ONNX). With ``record``, measure the model before and after every step."""
+    from .deploy import export_model
     from .io import save
 
     out = Path(out)
     check_output_kind(recipe, out)
     data = as_dataset(dataset)
     seed = model.meta.get("seed", 0) if seed is None else seed
-    result = copy_model(model)
+    result = model.copy()
+    result.meta["original"] = original_of(model)
     records = [stage_record(model, data, "original")] if record else []
-    ctx = Context(dataset=data, seed=seed, quiet=quiet)
-    for position, (name, cfg) in enumerate(recipe.steps, start=1):
-        if on_step is not None:
-            on_step(position, name)
-        started = time.perf_counter()
-        result.module = get_technique(name).apply(result.module, cfg, ctx)
-        adopt_new_architecture(result)
-        result.meta["recipe"].append(describe_step(name, cfg))
+
+    def measure_stage(name: str, seconds: float) -> None:
         if record:
-            records.append(stage_record(result, data, name, time.perf_counter() - started))
-    if on_step is not None and recipe.int8:
-        on_step(len(recipe.steps) + 1, INT8_STEP)
+            records.append(stage_record(result, data, name, seconds))
+
+    run_steps(result, data, recipe.transforms, seed=seed, on_step=on_step, after_step=measure_stage)
     started = time.perf_counter()
-    if out.suffix == ".wlz":
+    if recipe.deployment is not None:
+        name, cfg = recipe.deployment
+        if on_step is not None:
+            on_step(len(recipe.steps), name)
+        get_technique(name).deploy(result, cfg, Context(dataset=data, seed=seed, quiet=quiet), out)
+        if record:
+            records.append(stage_record(out, data, name, time.perf_counter() - started))
+    elif out.suffix == ".wlz":
         save(result, out)
     else:
-        export(result, out, int8=recipe.int8, dataset=data, calibration=recipe.calibration,
-               int8_mode=recipe.int8_mode)
-        if record and recipe.int8:
-            records.append(stage_record(out, data, INT8_STEP, time.perf_counter() - started))
+        export_model(result, out)
     return PipelineResult(out, result, records)
 
 
 def check_output_kind(recipe: Recipe, out: Path) -> None:
-    """A recipe ending in int8 deployment writes ONNX; every other recipe writes ``.wlz`` or fp32 ONNX."""
+    """A recipe ending in a deployment writes that deployment's file; every other recipe writes ``.wlz`` or fp32
+    ONNX."""
     if out.suffix not in (".wlz", ".onnx"):
         raise ConfigError(f"output must end in .wlz or .onnx, got {str(out)!r}")
-    if recipe.int8 and out.suffix != ".onnx":
-        raise ConfigError(f"int8 deployment writes an ONNX file; use -o {out.with_suffix('.onnx')}")
+    if recipe.output_suffix is not None and out.suffix != recipe.output_suffix:
+        what = "int8 deployment" if recipe.int8 else recipe.deployment[0]
+        kind = {".onnx": "an ONNX"}.get(recipe.output_suffix, f"a {recipe.output_suffix}")
+        raise ConfigError(f"{what} writes {kind} file; use -o {out.with_suffix(recipe.output_suffix)}")

@@ -23,7 +23,7 @@ import yaml
 
 from ._yaml import read_yaml
 from .errors import ConfigError
-from .techniques import TechniqueConfig, make_config, split_step
+from .techniques import TechniqueConfig, get_technique, make_config, split_step
 
 INT8_STEP = "quantize.int8"
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -34,14 +34,48 @@ _NOT_RECIPES = {"ladder"}
 
 @dataclass
 class Recipe:
-    """Validated steps plus whether the result is deployed as int8 ONNX (and how it is calibrated)."""
+    """Validated steps in order; a deploying step (``quantize.int8``) may only come last, and decides the file."""
 
     steps: list[tuple[str, TechniqueConfig]] = field(default_factory=list)
-    int8: bool = False
-    calibration: str = "minmax"
-    int8_mode: str = "static"
     name: str = ""
     description: str = ""
+
+    @property
+    def deployment(self) -> tuple[str, TechniqueConfig] | None:
+        """The last step when its technique writes the deployed file (``quantize.int8``), else None."""
+        if self.steps and get_technique(self.steps[-1][0]).deploys:
+            return self.steps[-1]
+        return None
+
+    @property
+    def transforms(self) -> list[tuple[str, TechniqueConfig]]:
+        """The steps that change the PyTorch model: every step but the deployment."""
+        return self.steps[:-1] if self.deployment else list(self.steps)
+
+    @property
+    def output_suffix(self) -> str | None:
+        """The suffix the deployment writes (``.onnx``), or None when the result may be ``.wlz`` or ``.onnx``."""
+        return get_technique(self.deployment[0]).output_suffix if self.deployment else None
+
+    @property
+    def int8(self) -> bool:
+        """Whether the recipe ends in int8 deployment through ONNX Runtime."""
+        return self.deployment is not None and self.deployment[0] == INT8_STEP
+
+    @property
+    def int8_mode(self) -> str:
+        return self.deployment[1].mode if self.int8 else "static"
+
+    @property
+    def calibration(self) -> str:
+        return self.deployment[1].calibration if self.int8 else "minmax"
+
+    def with_int8(self, mode: str = "static", calibration: str = "minmax") -> Recipe:
+        """This recipe ending in int8 deployment (unchanged when it already deploys)."""
+        if self.deployment:
+            return self
+        fields = {"mode": mode} if mode == "dynamic" else {"mode": mode, "calibration": calibration}
+        return Recipe([*self.steps, (INT8_STEP, make_config(INT8_STEP, fields))], self.name, self.description)
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "recipe") -> Recipe:
@@ -60,17 +94,13 @@ class Recipe:
             fields = fields or {}
             if not isinstance(fields, dict):
                 raise ConfigError(f"{source}: step {position} ({name}) needs a mapping of fields")
-            if recipe.int8:
-                raise ConfigError(f"{source}: {INT8_STEP} deploys to ONNX and must be the last step")
-            if name == INT8_STEP:
-                recipe.int8 = True
-                recipe.int8_mode, recipe.calibration = _int8_fields(fields, source)
-            else:
-                try:
-                    recipe.steps.append((name, make_config(name, fields)))
-                except ConfigError as exc:
-                    raise ConfigError(f"{source}: step {position}: {exc}") from None
-        if not recipe.steps and not recipe.int8:
+            if recipe.deployment:
+                raise ConfigError(f"{source}: {recipe.deployment[0]} deploys to a file and must be the last step")
+            try:
+                recipe.steps.append((name, make_config(name, fields)))
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: step {position}: {exc}") from None
+        if not recipe.steps:
             raise ConfigError(f"{source}: the recipe has no steps")
         return recipe
 
@@ -82,22 +112,18 @@ class Recipe:
             return cls.from_dict(yaml.safe_load(_shipped_file(text).read_text()), source=f"recipe {text}")
         if Path(text).suffix in (".yaml", ".yml") or Path(text).exists():
             return cls.from_yaml(text)
-        raise ConfigError(f"recipe {text!r} is neither a file nor a shipped recipe; shipped: "
+        raise ConfigError(f"recipe {text[:200]!r} is neither a file nor a shipped recipe; shipped: "
                           f"{', '.join(shipped_recipes())}")
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain data (``from_dict`` reads it back)."""
-        steps: list[dict[str, Any]] = [{name: cfg.model_dump(mode="json", exclude={"version"})}
-                                       for name, cfg in self.steps]
-        if self.int8:
-            steps.append({INT8_STEP: {"calibration": self.calibration} if self.int8_mode == "static"
-                          else {"mode": "dynamic"}})
-        return {"name": self.name, "description": self.description, "steps": steps}
+        return {"name": self.name, "description": self.description,
+                "steps": [{name: cfg.recipe_fields()} for name, cfg in self.steps]}
 
     @property
     def step_names(self) -> list[str]:
-        """Technique names in order, ``quantize.int8`` included when the recipe ends with it."""
-        return [name for name, _ in self.steps] + ([INT8_STEP] if self.int8 else [])
+        """Technique names in order, the deployment (``quantize.int8``) included."""
+        return [name for name, _ in self.steps]
 
     @classmethod
     def from_steps(cls, texts: list[str]) -> Recipe:
@@ -107,23 +133,6 @@ class Recipe:
     @classmethod
     def from_yaml(cls, path: str | Path) -> Recipe:
         return cls.from_dict(read_yaml(path, "recipe"), source=str(path))
-
-
-def _int8_fields(fields: dict[str, Any], source: str) -> tuple[str, str]:
-    """``(mode, calibration)`` of a ``quantize.int8`` step: static QDQ calibrated on training data (default), or
-    dynamic (weights int8 ahead of time, activations quantized per batch at run time; no calibration)."""
-    unknown = set(fields) - {"calibration", "mode"}
-    if unknown:
-        raise ConfigError(f"{source}: {INT8_STEP} takes only 'mode' and 'calibration', not {sorted(unknown)}")
-    mode = fields.get("mode", "static")
-    if mode not in INT8_MODES:
-        raise ConfigError(f"{source}: {INT8_STEP} mode {mode!r} unknown; use one of {', '.join(INT8_MODES)}")
-    if mode == "dynamic" and "calibration" in fields:
-        raise ConfigError(f"{source}: dynamic int8 needs no calibration; drop 'calibration' or use mode: static")
-    method = fields.get("calibration", "minmax")
-    if method not in CALIBRATION_METHODS:
-        raise ConfigError(f"{source}: calibration {method!r} unknown; use one of {', '.join(CALIBRATION_METHODS)}")
-    return mode, method
 
 
 def _recipes_folder():

@@ -17,9 +17,13 @@ from torch import nn
 
 Edit = dict[str, Any]
 Replay = Callable[[nn.Module, Edit], None]
+Reattach = Callable[[nn.Module, dict[str, Any]], None]
+"""``reattach(model, tensors)``: put back the submodules a technique attached (e.g. activation quantizers) whose
+tensors a model file holds, so the file's tensors load into the built model."""
 
 _EDITS_ATTRIBUTE = "_wattless_structure"
 _REPLAYS: dict[str, Replay] = {}
+_REATTACHERS: dict[str, Reattach] = {}
 
 
 def register_edit(kind: str) -> Callable[[Replay], Replay]:
@@ -53,3 +57,19 @@ def replay_edits(model: nn.Module, edits: Any) -> None:
             raise ValueError(f"unknown structural edit {str(edit)[:80]}")
         _REPLAYS[edit["kind"]](model, edit)
         record_edit(model, edit)
+
+
+def register_attachment(kind: str) -> Callable[[Reattach], Reattach]:
+    """Register ``reattach(model, tensors)`` for submodules of ``kind`` that techniques attach to layers."""
+
+    def decorate(reattach: Reattach) -> Reattach:
+        _REATTACHERS[kind] = reattach
+        return reattach
+
+    return decorate
+
+
+def reattach_attachments(model: nn.Module, tensors: dict[str, Any]) -> None:
+    """Run every registered re-attacher on a freshly built ``model`` before ``tensors`` are loaded into it."""
+    for reattach in _REATTACHERS.values():
+        reattach(model, tensors)

@@ -139,6 +139,13 @@ def metrics_from_outputs(outputs: np.ndarray, y: np.ndarray, task: str) -> dict[
             "r2": float(skm.r2_score(y, pred)), "loss": mse}
 
 
+def quality(outputs: np.ndarray, data: Dataset, split: str) -> dict[str, float]:
+    """Accuracy (fraction) or RMSE/MAE/R2 of ``outputs`` on ``split`` of ``data``, without the loss."""
+    metrics = metrics_from_outputs(outputs, data.split(split)[1], data.task)
+    metrics.pop("loss", None)
+    return metrics
+
+
 def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, task: str) -> dict[str, float]:
     """Metrics of ``model`` on one split (see :func:`metrics_from_outputs`)."""
     return metrics_from_outputs(predict(model, X), y, task)
@@ -227,7 +234,7 @@ def steps_per_epoch(data: Dataset, cfg: TrainConfig) -> int:
 
 def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
         on_epoch: EpochCallback | None = None, on_step: StepCallback | None = None,
-        best_from_epoch: int = 0, loss: BatchLoss | None = None) -> dict[str, Any]:
+        best_from_epoch: int = 0, loss: BatchLoss | None = None, validate: bool = True) -> dict[str, Any]:
     """Train ``model`` in place on ``data`` and return the history.
 
     The weights of the epoch with the best validation metric are restored at the end, so
@@ -240,6 +247,9 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
         best_from_epoch: only the weights after this epoch or a later one may be restored as the best
             (0: the starting weights too). Callers that change the model's function while training, as
             gradual pruning does, pass the epoch their changes end, so the restored model is a final one.
+        loss: ``loss(outputs, idx)`` in place of the task's loss (distillation, hints).
+        validate: False for a model whose outputs are not the task's (a hint regressor): no validation
+            metrics, and the last weights are kept.
 
     Returns:
         ``{"epochs_run", "best_epoch", "val": best validation metrics, "history": [per epoch],
@@ -256,7 +266,7 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
     rate = LearningRate(optimizer, cfg, steps_per_epoch(data, cfg))
     order = torch.Generator().manual_seed(cfg.seed)
     best = None
-    if best_from_epoch == 0:
+    if validate and best_from_epoch == 0:
         best = {"score": score(evaluate(model, data.X_val, data.y_val, data.task)), "epoch": 0,
                 "state": copy.deepcopy(model.state_dict())}
     history: list[dict[str, Any]] = []
@@ -277,9 +287,9 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
                 on_step(step)
             total, seen = total + batch_loss.item() * len(idx), seen + len(idx)
         rate.after_epoch(epoch)
-        val = evaluate(model, data.X_val, data.y_val, data.task)
+        val = evaluate(model, data.X_val, data.y_val, data.task) if validate else {}
         history.append({"epoch": epoch, "train_loss": total / max(seen, 1), **{f"val_{k}": v for k, v in val.items()}})
-        if epoch >= best_from_epoch and (best is None or score(val) > best["score"]):
+        if validate and epoch >= best_from_epoch and (best is None or score(val) > best["score"]):
             best = {"score": score(val), "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
         if on_epoch is not None:
             on_epoch(epoch, history[-1])
@@ -289,5 +299,5 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
         model.load_state_dict(best["state"])
     model.eval()
     return {"epochs_run": len(history), "best_epoch": best["epoch"] if best is not None else len(history),
-            "val": evaluate(model, data.X_val, data.y_val, data.task), "history": history,
+            "val": evaluate(model, data.X_val, data.y_val, data.task) if validate else {}, "history": history,
             "seconds": time.perf_counter() - started}

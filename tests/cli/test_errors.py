@@ -111,11 +111,17 @@ def test_bad_recipe(user_error, work, model_path, content, fragment):
     user_error(["compress", model_path, "--recipe", "r.yaml", "-o", "x.onnx"], fragment)
 
 
+@pytest.mark.parametrize("option, value", [("--threads", "0"), ("--threads", "100000"), ("--repeats", "0"),
+                                           ("--repeats", "99999999999")])
+def test_timing_options_out_of_range_are_one_error_line(user_error, paths, option, value):
+    user_error(["measure", paths["model"], option, value], option, "must be a whole number from 1 to")
+
+
 @pytest.mark.parametrize("args", [
     ["train", "--model", "mlp", "--dataset", "digits"],  # no -o
     ["compress", "{model}", "--int8"],  # no -o
     ["import", "w.pt", "--dataset", "digits", "-o", "w.wlz"],  # no --model
-    ["measure", "{model}", "--threads", "0"],
+    ["measure", "{model}", "--threads", "zero"],
     ["measure", "{model}", "--no-such-option"],
     ["frobnicate"],
 ])

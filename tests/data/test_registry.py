@@ -15,7 +15,7 @@ BUILT_INS = ["breast-cancer", "diabetes", "digits", "fashion-mnist", "mnist"]
 
 
 def test_every_public_name_exists():
-    assert sorted(data_module.__all__) == ["Dataset", "list_datasets", "load_dataset", "register_dataset"]
+    assert sorted(data_module.__all__) == ["Dataset", "as_dataset", "list_datasets", "load_dataset", "register_dataset"]
     assert all(hasattr(data_module, name) for name in data_module.__all__)
 
 

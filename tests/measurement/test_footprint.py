@@ -202,7 +202,7 @@ def test_compress_reports_the_footprint_of_the_compression_only(trained, monkeyp
     monkeypatch.setattr(fp.Footprint, "__enter__", lambda self: events.append("start") or enter(self))
     monkeypatch.setattr(fp.Footprint, "__exit__", lambda self, *exc: events.append("stop") or leave(self, *exc))
     # the before/after measurements are not the point here, and must fall outside the footprint
-    monkeypatch.setattr(wattless.api, "measure", lambda *args, **kwargs: events.append("measure") or {})
+    monkeypatch.setattr(wattless.api._compress, "measure", lambda *args, **kwargs: events.append("measure") or {})
     code, out, err = run_cli("compress", folder / "a.wlz", "--step", "prune.magnitude:sparsity=0.5,finetune_epochs=0",
                              "-o", folder / "c.wlz", "--json")
     assert code == 0, err

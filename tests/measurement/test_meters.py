@@ -14,6 +14,7 @@ import torch
 
 from wattless.errors import ConfigError
 from wattless.measurement import meters
+from wattless.measurement.engines import TorchRunner
 from wattless.measurement.meters import (
     ENERGY_METER_ENV,
     Meter,
@@ -22,11 +23,17 @@ from wattless.measurement.meters import (
     RaplMeter,
     detect_meter,
     measure_energy,
-    measure_torch_energy,
+    measure_runner_energy,
     wrapped_delta,
 )
 
 MAX_RANGE_UJ = 262143328850
+
+
+@pytest.fixture(autouse=True)
+def meter_detection_on(monkeypatch):
+    """These tests detect meters in fake sysfs trees and fake NVML modules: no forced-off meter."""
+    monkeypatch.delenv(ENERGY_METER_ENV, raising=False)
 
 
 def zone(folder: Path, name: str, energy_uj: int, max_range_uj: int = MAX_RANGE_UJ) -> Path:
@@ -200,7 +207,8 @@ def test_this_machine_has_no_meter_and_records_stay_estimates(monkeypatch):
     monkeypatch.delenv(ENERGY_METER_ENV, raising=False)
     assert detect_meter().name == "none"
     estimate = {"value": 1e-6, "method": "estimate-45nm", "batch": 1}
-    assert measure_torch_energy(torch.nn.Linear(4, 2), (4,), estimate, batch=1) == {"energy_j_per_sample": estimate}
+    runner = TorchRunner(torch.nn.Linear(4, 2), (4,))
+    assert measure_runner_energy(runner, estimate, batch=1) == {"energy_j_per_sample": estimate}
 
 
 class FakeWorld(Meter):
@@ -311,8 +319,8 @@ def test_a_record_keeps_the_estimate_beside_the_measured_energy(monkeypatch):
     monkeypatch.setattr(meters, "WINDOW_S", 0.01)
     module = torch.nn.Linear(8, 2)
     estimate = {"value": 1e-9, "method": "estimate-45nm", "batch": 1}
-    energy = measure_torch_energy(module, (8,), estimate, batch=4, threads=1, idle_seconds=0.02,
-                                  meter=CallCounter(module, idle_w=2.0, work_j=0.1))
+    energy = measure_runner_energy(TorchRunner(module, (8,)), estimate, batch=4, threads=1, idle_seconds=0.02,
+                                   meter=CallCounter(module, idle_w=2.0, work_j=0.1))
     measured = energy["energy_j_per_sample"]
     assert measured["method"] == "counted" and measured["engine"] == "torch" and measured["batch"] == 4
     assert measured["value"] == pytest.approx(0.1 / 4, rel=0.05)
@@ -323,8 +331,8 @@ def test_a_refused_measurement_keeps_the_labelled_estimate(monkeypatch):
     monkeypatch.setattr(meters, "WINDOW_S", 0.01)
     module = torch.nn.Linear(8, 2)
     estimate = {"value": 1e-9, "method": "estimate-45nm", "batch": 1}
-    energy = measure_torch_energy(module, (8,), estimate, batch=1, idle_seconds=0.02,
-                                  meter=CallCounter(module, idle_w=2.0, work_j=0.0))  # nothing above idle
+    energy = measure_runner_energy(TorchRunner(module, (8,)), estimate, batch=1, idle_seconds=0.02,
+                                   meter=CallCounter(module, idle_w=2.0, work_j=0.0))  # nothing above idle
     assert set(energy) == {"energy_j_per_sample"}
     assert energy["energy_j_per_sample"]["method"] == "estimate-45nm"
     assert energy["energy_j_per_sample"]["meter"] == "counted"

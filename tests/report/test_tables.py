@@ -12,16 +12,24 @@ def render(table) -> str:
 def test_comparison_table_shows_the_same_cells_as_comparison_rows(fp32_record, int8_record):
     text = render(comparison_table([fp32_record, int8_record], title="digits / mlp"))
     assert "digits / mlp" in text
-    assert "vs baseline 'fp32'" in text
+    assert "vs baseline 'fp32'" in " ".join(text.split())
     for row in comparison_rows([fp32_record, int8_record]):
-        for header, cell in row.items():
-            assert header in text
+        for cell in row.values():
             assert cell in text
+    for header in ("Acc (%)", "Δ pts", "Size", "Smaller", "b1 latency", "× b1", "Energy/sample", "Less energy"):
+        assert header in text
+
+
+def test_comparison_tables_fit_an_80_column_terminal_without_wrapping_rows(fp32_record, int8_record):
+    text = render(comparison_table([fp32_record, int8_record]))
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    assert sum(line.startswith("│ int8 ") for line in text.splitlines()) >= 2  # one line per row, in each table
+    assert not any(line.startswith("│      ") for line in text.splitlines())  # no cell wrapped onto a second line
 
 
 def test_comparison_table_uses_the_given_baseline(fp32_record, int8_record):
     text = render(comparison_table([fp32_record, int8_record], baseline=int8_record))
-    assert "vs baseline 'int8'" in text
+    assert "vs baseline 'int8'" in " ".join(text.split())
     assert "+0.20" in text  # fp32 is 0.2 points better than the int8 baseline
     assert "0.25x" in text  # and four times larger
 

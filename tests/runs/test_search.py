@@ -7,7 +7,7 @@ import wattless
 from wattless.errors import ConfigError
 from wattless.recipe import Recipe
 from wattless.runs.db import RunsDB
-from wattless.runs.search import DEFAULT_EPOCHS, build_recipe, first_trial, search
+from wattless.runs.search import build_recipe, default_epochs, first_trial, search
 
 FAST = {"batches": (1, 8), "repeats": 3, "epochs": 2}
 
@@ -69,8 +69,8 @@ def test_bad_options_fail_before_any_trial(trained_mlp, digits, tmp_path, option
 
 @pytest.mark.parametrize("objective, shipped", [("size", "deep-compression"), ("latency", "kd-pruned-student-int8")])
 def test_the_first_trial_is_the_shipped_recipe(objective, shipped):
-    fixed = optuna.trial.FixedTrial(first_trial(objective, DEFAULT_EPOCHS[objective], int8_allowed=True))
-    built = Recipe.from_dict(build_recipe(fixed, objective, ["1", "3"], DEFAULT_EPOCHS[objective], True))
+    fixed = optuna.trial.FixedTrial(first_trial(objective, default_epochs(objective), int8_allowed=True))
+    built = Recipe.from_dict(build_recipe(fixed, objective, ["1", "3"], default_epochs(objective), True))
     expected = Recipe.load(shipped)
     assert built.step_names == expected.step_names
     assert [cfg for _, cfg in built.steps] == [cfg for _, cfg in expected.steps]

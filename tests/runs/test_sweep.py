@@ -34,7 +34,7 @@ def test_a_sweep_fills_the_database_and_writes_every_artifact_and_a_second_run_d
     study, result, events, tmp_path = swept
     keys = [trial.key for trial in study.trials()]
     assert result.trials == result.ran == 6 and not result.failed and result.skipped == 0
-    assert events[0] == ("start", {"planned": 6, "skipped": 0, "busy": 0, "workers": 2})
+    assert events[0] == ("start", {"study": "tiny", "planned": 6, "skipped": 0, "busy": 0, "workers": 2})
     assert [info["finished"] for kind, info in events[1:]] == [1, 2, 3, 4, 5, 6]
     with RunsDB(tmp_path / "runs.db") as runs:
         rows = runs.list(study="tiny")

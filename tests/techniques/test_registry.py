@@ -8,9 +8,7 @@ import torch
 from pydantic import ValidationError
 
 import wattless
-from wattless.api import apply_steps
 from wattless.errors import ConfigError
-from wattless.io import load, save
 from wattless.techniques import get_technique, list_techniques, make_config, parse_step
 
 
@@ -45,8 +43,13 @@ def test_config_round_trips_through_json(name):
         cfg.version = 99
 
 
-CONV_ONLY = {"factorize.tucker", "factorize.cp"}
-"""Techniques for convolutions: their contract is checked on a small CNN on the digits as 1x8x8 images."""
+FAST = {"finetune_epochs": 1, "epochs": 2, "hint_epochs": 1}
+"""Shorter training for the contract runs (only the fields a technique has)."""
+
+
+def fast_config(name: str):
+    fields = get_technique(name).config_type.model_fields
+    return make_config(name, {key: value for key, value in FAST.items() if key in fields})
 
 
 @pytest.fixture(scope="module")
@@ -56,22 +59,101 @@ def digit_images_cnn(digits):
     return wattless.train("cnn", images, model_kwargs={"channels": [8, 16], "hidden": 16}, epochs=1, seed=0), images
 
 
+@pytest.fixture(scope="module")
+def model_for(trained_mlp, digits, digit_images_cnn):
+    """The first of a small MLP and a small CNN the technique applies to (its ``applies_to``), with its data."""
+
+    def pick(name: str):
+        for model, data in ((trained_mlp, digits), digit_images_cnn):
+            if get_technique(name).applies_to(model.module) is None:
+                return model, data
+        pytest.fail(f"{name} applies to neither the MLP nor the CNN")
+
+    return pick
+
+
+def figures(model, data, path) -> dict[str, float]:
+    """The figures a technique may claim to reduce (techniques.CLAIMS), of a model and its written file."""
+    from wattless.io import deployable_module
+    from wattless.measurement.ops import count_params
+    from wattless.measurement.profile import layer_profile
+    from wattless.packed import layer_weight_bits
+
+    module = deployable_module(model.module)
+    params, nonzero = count_params(module)
+    profile = layer_profile(model.module, module, data.input_shape)
+    weights = [row for row in profile["layers"] if row["weight_bits"] is not None]
+    bits = layer_weight_bits(model.module)
+    return {"params": params, "nonzero_params": nonzero, "macs": profile["macs"], "bops": profile["bops"],
+            "size_bytes": path.stat().st_size,
+            "weight_bits": sum(bits.get(row["name"], 32) * row["weight_numel"] for row in weights)}
+
+
 @pytest.mark.parametrize("name", list_techniques())
-def test_every_technique_keeps_the_contract(name, tmp_path, digits, trained_mlp, request):
-    """Forward still runs with the same output shape and no NaN; save/load gives the same outputs."""
+def test_every_technique_keeps_the_contract(name, tmp_path, model_for):
+    """Through the same call as the CLI, with a fixed seed: the same bytes twice, the changes it claims, forward
+    still runs with the same output shape, save/load gives the same outputs."""
     technique = get_technique(name)
     assert technique.summary, "the apply function needs a one-line docstring"
-    if name in CONV_ONLY:
-        trained_mlp, digits = request.getfixturevalue("digit_images_cnn")
-    result = apply_steps(trained_mlp, digits, [(name, make_config(name))])
-    x = torch.as_tensor(digits.X_test[:20])
-    with torch.no_grad():
-        out = result.module.eval()(x)
-        original = trained_mlp.module(x)
-    assert out.shape == original.shape
-    assert torch.isfinite(out).all()
+    assert technique.claims, "a technique says what it reduces"
+    model, data = model_for(name)
+    step = (name, fast_config(name))
+    suffix = technique.output_suffix or ".wlz"
+    first, second = (wattless.compress(model, data, tmp_path / f"{n}{suffix}", steps=[step], seed=0,
+                                       measure_result=False).path for n in ("a", "b"))
+    assert first.read_bytes() == second.read_bytes(), "the same seed must write the same bytes"
+    assert model.recipe == []  # the input model was left untouched
+    if technique.deploys:
+        reference = tmp_path / f"fp32{suffix}"
+        wattless.export(model, reference)
+        assert first.stat().st_size < reference.stat().st_size
+        return
+    result = wattless.load(first, keep_parametrizations=True)
     assert result.recipe[-1]["technique"] == name
-    assert trained_mlp.recipe == []  # the input model was left untouched
-    save(result, tmp_path / "r.wlz")
+    wattless.save(model, tmp_path / "original.wlz")
+    before, after = figures(model, data, tmp_path / "original.wlz"), figures(result, data, first)
+    for claim in technique.claims:
+        assert after[claim] < before[claim], f"{name} claims fewer {claim}: {before[claim]} -> {after[claim]}"
+    x = torch.as_tensor(data.X_test[:20])
     with torch.no_grad():
-        assert torch.allclose(load(tmp_path / "r.wlz").module(x), out, atol=1e-6)
+        out, original = result.module.eval()(x), model.module(x)
+        assert out.shape == original.shape and torch.isfinite(out).all()
+        assert torch.allclose(wattless.load(first).module(x), out, atol=1e-6)
+
+
+def test_the_cli_writes_what_the_api_writes(tmp_path, trained_mlp, digits):
+    """``wattless compress --step`` is a thin caller of ``wattless.compress``: same inputs, same bytes."""
+    from wattless.testing import run_cli
+
+    wattless.save(trained_mlp, tmp_path / "m.wlz")
+    step = "prune.magnitude:sparsity=0.6,finetune_epochs=1"
+    via_api = wattless.compress(tmp_path / "m.wlz", "digits", tmp_path / "api.wlz", steps=[step], seed=3,
+                                measure_result=False).path
+    result = run_cli("compress", tmp_path / "m.wlz", "--step", step, "--seed", "3", "-o", tmp_path / "cli.wlz",
+                     "--repeats", "1", "--batch", "1", "-q")
+    assert result.code == 0, result.err
+    assert (tmp_path / "cli.wlz").read_bytes() == via_api.read_bytes()
+
+
+@pytest.mark.parametrize("name, model_name", [("factorize.tucker", "mlp"), ("factorize.cp", "mlp"),
+                                              ("prune.structured", "ts_transformer"),
+                                              ("distill.hinton", "ts_transformer")])
+def test_applies_to_says_why_and_the_technique_refuses_alike(name, model_name, digits, tmp_path):
+    """Where ``applies_to`` gives a reason, running the technique anyway is one clear error, not a traceback."""
+    from wattless.models import build_model
+
+    if model_name == "mlp":
+        model, data = wattless.train("mlp", digits, model_kwargs={"hidden": [8]}, epochs=1), digits
+    else:
+        data = dataclasses.replace(digits, **{f"X_{s}": getattr(digits, f"X_{s}").reshape(-1, 4, 16)
+                                              for s in ("train", "val", "test")})
+        spec = {"name": model_name, "kwargs": {"patch_size": 4, "d_model": 16, "depth": 1, "heads": 2},
+                "input_shape": [4, 16], "num_outputs": 10}
+        model = wattless.WattlessModel(build_model(spec), {"model": spec, "task": "classification", "recipe": []})
+    technique = get_technique(name)
+    reason = technique.applies_to(model.module)
+    assert reason
+    with pytest.raises(ConfigError):  # the technique's own checks agree with applies_to
+        technique.apply(model.module, fast_config(name), wattless.techniques.Context(data))
+    with pytest.raises(ConfigError, match="does not apply to this model"):
+        wattless.apply_steps(model, data, [(name, fast_config(name))])

@@ -6,7 +6,7 @@ Every loader returns a :class:`Dataset` with seeded train/validation/test splits
 statistics of the train split only.
 """
 
-from . import _cifar, _mnist, _sklearn, _timeseries, _unimib  # noqa: F401  (importing registers the loaders)
-from ._dataset import Dataset, list_datasets, load_dataset, register_dataset
+from . import _cifar, _csv, _mnist, _sklearn, _timeseries, _unimib  # noqa: F401  (importing registers the loaders)
+from ._dataset import Dataset, as_dataset, list_datasets, load_dataset, register_dataset
 
-__all__ = ["Dataset", "list_datasets", "load_dataset", "register_dataset"]
+__all__ = ["Dataset", "as_dataset", "list_datasets", "load_dataset", "register_dataset"]

@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ._dataset import Dataset, Task
+from ._dataset import Dataset, Task, register_prefix
 from ._split import split_indices
 
 MAX_INFERRED_CLASSES = 20
 """An integer-valued target with at most this many distinct values is taken as class labels."""
 
 
+@register_prefix("csv:")
 def load_csv(
     path: str | os.PathLike[str], *, target: str | None, task: Task | None = None, split_seed: int = 0
 ) -> Dataset:

@@ -68,6 +68,8 @@ class Dataset:
 
 Loader = Callable[..., Dataset]
 _REGISTRY: dict[str, Loader] = {}
+_PREFIXES: dict[str, Callable[..., Dataset]] = {}
+"""``csv:`` and ``ts:`` -> ``loader(path, *, target, task, split_seed)`` for data sets named by a path."""
 
 
 def register_dataset(name: str) -> Callable[[Loader], Loader]:
@@ -80,9 +82,24 @@ def register_dataset(name: str) -> Callable[[Loader], Loader]:
     return decorate
 
 
+def register_prefix(prefix: str) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
+    """Register ``loader(path, *, target, task, split_seed) -> Dataset`` for names ``<prefix>PATH`` (``csv:``)."""
+
+    def decorate(loader: Callable[..., Dataset]) -> Callable[..., Dataset]:
+        _PREFIXES[prefix] = loader
+        return loader
+
+    return decorate
+
+
 def list_datasets(pattern: str = "*") -> list[str]:
     """Registered data set names matching an fnmatch ``pattern`` (``csv:PATH`` is always available too)."""
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def as_dataset(dataset: Dataset | str, **options: Any) -> Dataset:
+    """A :class:`Dataset` as given, or loaded by name (``options`` go to :func:`load_dataset`)."""
+    return dataset if isinstance(dataset, Dataset) else load_dataset(dataset, **options)
 
 
 def load_dataset(
@@ -99,14 +116,9 @@ def load_dataset(
     ``split_seed`` fixes the train/validation/test split; it is independent of the training seed
     so that every model trained on a data set is evaluated on the same test rows.
     """
-    if name.startswith("csv:"):
-        from ._csv import load_csv
-
-        return load_csv(name[4:], target=target, task=task, split_seed=split_seed)
-    if name.startswith("ts:"):
-        from ._timeseries import load_ts
-
-        return load_ts(name[3:], split_seed=split_seed)
+    for prefix, loader in _PREFIXES.items():
+        if name.startswith(prefix):
+            return loader(name[len(prefix):], target=target, task=task, split_seed=split_seed)
     if name not in _REGISTRY:
         choices = ", ".join(list_datasets()) + ", csv:PATH, ts:PATH"
         raise DataError(f"unknown data set {name!r}; choose one of: {choices}")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ._dataset import Dataset, register_dataset
+from ._dataset import Dataset, register_dataset, register_prefix
 from ._locate import DATA_ENV, cache_dir, candidate_folders, verify_sha256
 from ._split import VAL_FRACTION, holdout_indices
 
@@ -178,6 +178,14 @@ def load_basic_motions(*, data_dir: str | None = None, split_seed: int = 0) -> D
     return load_ts_pair(
         folder / BASIC_MOTIONS[0], folder / BASIC_MOTIONS[1], name="basic-motions", split_seed=split_seed
     )
+
+
+@register_prefix("ts:")
+def load_ts_named(spec: str, *, target: str | None = None, task: str | None = None, split_seed: int = 0) -> Dataset:
+    """``ts:PATH`` from :func:`~wattless.data.load_dataset` (a ``.ts`` pair has its own labels and task)."""
+    if target is not None or task is not None:
+        raise DataError(f"--target and --task apply to csv:PATH data sets only, not to ts:{spec[:200]}")
+    return load_ts(spec, split_seed=split_seed)
 
 
 def load_ts(spec: str, *, split_seed: int = 0) -> Dataset:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -90,6 +91,23 @@ class OnnxModel:
 def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The ``metadata_props`` of an ONNX file, read without loading weights or creating a session."""
     return metadata_props(load_onnx_model(path, with_weights=False))
+
+
+def onnx_session(path: str | os.PathLike, threads: int = 1) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session: ``threads`` intra-op threads, one inter-op, sequential, all graph
+    optimizations.
+
+    Raises:
+        ArtifactError: the file is missing, or ONNX Runtime cannot load it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"ONNX file not found: {path}; check the path")
+    try:
+        return ort.InferenceSession(str(path), _session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as error:  # ONNX Runtime's errors share no base class more specific than Exception
+        message = " ".join(str(error).split())
+        raise ArtifactError(f"ONNX Runtime cannot load {path}: {message}; export the model again") from None
 
 
 def _session_options(threads: int) -> ort.SessionOptions:

@@ -83,7 +83,7 @@ def estimate_energy(layers: Sequence[Mapping], *, weight_bits: int | Mapping[str
         table: a loaded table, a path to one, or None for :func:`load_energy_table`'s default.
 
     Returns:
-        ``{"value": J/sample, "method": "estimate-<table name>", "batch", "compute_j",
+        ``{"value": J/sample, "method": "estimate-<table name>", "provenance": "estimated", "batch", "compute_j",
         "weight_memory_j", "activation_memory_j", "layers": [{"name", "j"}]}``, all energies J/sample.
     """
     if batch < 1:
@@ -116,6 +116,7 @@ def estimate_energy(layers: Sequence[Mapping], *, weight_bits: int | Mapping[str
     return {
         "value": sum(totals_pj.values()) * _PICO,
         "method": f"estimate-{table.get('name', 'custom')}",
+        "provenance": "estimated",
         "batch": batch,
         **{f"{part}_j": value * _PICO for part, value in totals_pj.items()},
         "layers": per_layer,

@@ -8,22 +8,32 @@ number of threads. No speed is assumed: whatever the engine does with a compress
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
-import torch
 from torch import nn
 
+from ..deploy.runtime import onnx_session  # noqa: F401  (re-exported: the session every timing uses)
 from ..errors import ArtifactError, ConfigError
-
-INPUT_SEED = 0
 
 
 def summarize_times(samples_ms: Sequence[float]) -> dict[str, float]:
     """Median and quartiles of timing samples, in the samples' unit (ms): ``{"median", "p25", "p75"}``."""
     p25, median, p75 = np.percentile(np.asarray(samples_ms, dtype=np.float64), [25, 50, 75])
     return {"median": float(median), "p25": float(p25), "p75": float(p75)}
+
+
+def time_runner(runner, *, batch: int, threads: int = 1, warmup: int = 10, repeats: int = 50,
+                min_time_s: float = 0.0) -> dict:
+    """Time one batch on a loaded engine (:class:`~wattless.measurement.engines.Runner`).
+
+    Returns:
+        ``{"engine", "batch", "threads", "median", "p25", "p75", "repeats", "precision"}``, times in ms per batch
+        and ``repeats`` the number of timed calls.
+    """
+    _check_timing_options(batch, threads, warmup, repeats)
+    with runner.call(batch, threads) as run:
+        samples = _time_calls(run, warmup, repeats, min_time_s)
+    return {**_timing_record(runner.engine, batch, threads, samples), "precision": runner.precision}
 
 
 def time_torch(model: nn.Module, input_shape: tuple[int, ...], *, batch: int, threads: int = 1,
@@ -39,19 +49,16 @@ def time_torch(model: nn.Module, input_shape: tuple[int, ...], *, batch: int, th
         ``{"engine": "torch", "batch", "threads", "median", "p25", "p75", "repeats"}``, times in ms per
         batch and ``repeats`` the number of timed calls.
     """
-    _check_timing_options(batch, threads, warmup, repeats)
-    inputs = torch.from_numpy(_random_input(batch, input_shape))
-    previous_threads = torch.get_num_threads()
+    from .engines import TorchRunner
+
     was_training = model.training
-    torch.set_num_threads(threads)
     try:
-        model.eval()
-        with torch.inference_mode():
-            samples = _time_calls(lambda: model(inputs), warmup, repeats, min_time_s)
+        record = time_runner(TorchRunner(model, input_shape), batch=batch, threads=threads, warmup=warmup,
+                             repeats=repeats, min_time_s=min_time_s)
     finally:
-        torch.set_num_threads(previous_threads)
         model.train(was_training)
-    return _timing_record("torch", batch, threads, samples)
+    record.pop("precision")
+    return record
 
 
 def time_onnx(path: str | os.PathLike, input_shape: tuple[int, ...], *, batch: int, threads: int = 1,
@@ -67,37 +74,20 @@ def time_onnx(path: str | os.PathLike, input_shape: tuple[int, ...], *, batch: i
     Raises:
         ArtifactError: the file is missing or corrupt, or its first input does not take float32.
     """
+    from .engines import OnnxRunner
+
     _check_timing_options(batch, threads, warmup, repeats)
-    session = onnx_session(path, threads)
-    first_input = session.get_inputs()[0]
-    if first_input.type != "tensor(float)":
-        raise ArtifactError(f"ONNX model {path} takes {first_input.type} as {first_input.name!r}; "
-                            "latency is timed on float32 input, so export the model with a float input")
-    feed = {first_input.name: _random_input(batch, input_shape)}
-    samples = _time_calls(lambda: session.run(None, feed), warmup, repeats, min_time_s)
-    return _timing_record("onnxruntime", batch, threads, samples)
-
-
-def onnx_session(path: str | os.PathLike, threads: int = 1) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session: ``threads`` intra-op threads, one inter-op, sequential, all graph
-    optimizations.
-
-    Raises:
-        ArtifactError: the file is missing, or ONNX Runtime cannot load it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"ONNX file not found: {path}; check the path")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as error:  # ONNX Runtime's errors share no base class more specific than Exception
-        message = " ".join(str(error).split())
-        raise ArtifactError(f"ONNX Runtime cannot load {path}: {message}; export the model again") from None
+        runner = OnnxRunner(path, tuple(input_shape))
+    except ConfigError as error:
+        raise ArtifactError(str(error)) from None
+    try:
+        record = time_runner(runner, batch=batch, threads=threads, warmup=warmup, repeats=repeats,
+                             min_time_s=min_time_s)
+    except ConfigError as error:
+        raise ArtifactError(str(error)) from None
+    record.pop("precision")
+    return record
 
 
 def _check_timing_options(batch: int, threads: int, warmup: int, repeats: int) -> None:
@@ -105,11 +95,6 @@ def _check_timing_options(batch: int, threads: int, warmup: int, repeats: int) -
                                ("repeats", repeats, 1)):
         if value < least:
             raise ConfigError(f"{name} must be at least {least}, got {value}")
-
-
-def _random_input(batch: int, input_shape: tuple[int, ...]) -> np.ndarray:
-    """Standard-normal float32 input of shape (batch, *input_shape), the same on every call."""
-    return np.random.default_rng(INPUT_SEED).standard_normal((batch, *input_shape), dtype=np.float32)
 
 
 def _time_calls(run: Callable[[], object], warmup: int, repeats: int, min_time_s: float) -> list[float]:

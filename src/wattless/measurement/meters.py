@@ -299,44 +299,20 @@ def measure_energy(run: Callable[[], object], *, meter: Meter, repeats: int, sam
             "repeats": repeats, "idle_w": idle_w, "window_s": float(np.median(durations)), "method": meter.name}
 
 
-def measure_torch_energy(module, input_shape: tuple[int, ...], estimate: dict, *, batch: int, threads: int = 1,
-                         meter: Meter | None = None, idle_seconds: float | None = None) -> dict:
-    """A record's energy keys for a PyTorch module run eagerly on ``batch`` samples with ``threads`` threads.
+def measure_runner_energy(runner, estimate: dict, *, batch: int, threads: int = 1, meter: Meter | None = None,
+                          idle_seconds: float | None = None) -> dict:
+    """A record's energy keys for a model loaded in an engine (:class:`~wattless.measurement.engines.Runner`),
+    run on ``batch`` samples with ``threads`` threads.
 
-    With an available CPU meter: ``{"energy_j_per_sample": measured (see :func:`measure_energy`, plus
-    "batch", "engine"), "energy_estimate": estimate}``; without one, ``{"energy_j_per_sample": estimate}``.
+    With an available CPU meter: ``{"energy_j_per_sample": measured (see :func:`measure_energy`, plus "batch",
+    "engine"), "energy_estimate": estimate}``; without one, ``{"energy_j_per_sample": estimate}``.
     Repeats are chosen for windows of about :data:`WINDOW_S`; ``idle_seconds`` defaults to :data:`IDLE_S`.
     """
     meter = detect_meter() if meter is None else meter
     if not meter.available:
         return {"energy_j_per_sample": estimate}
-    import torch
-
-    from .latency import _random_input
-
-    inputs = torch.from_numpy(_random_input(batch, tuple(input_shape)))
-    previous_threads, was_training = torch.get_num_threads(), module.training
-    torch.set_num_threads(threads)
-    try:
-        module.eval()
-        with torch.inference_mode():
-            return _record_energy(lambda: module(inputs), estimate, meter, batch, "torch", idle_seconds)
-    finally:
-        torch.set_num_threads(previous_threads)
-        module.train(was_training)
-
-
-def measure_onnx_energy(path: str | os.PathLike, input_shape: tuple[int, ...], estimate: dict, *, batch: int,
-                        threads: int = 1, meter: Meter | None = None, idle_seconds: float | None = None) -> dict:
-    """A record's energy keys for an ``.onnx`` file run in ONNX Runtime (as :func:`measure_torch_energy`)."""
-    meter = detect_meter() if meter is None else meter
-    if not meter.available:
-        return {"energy_j_per_sample": estimate}
-    from .latency import _random_input, onnx_session
-
-    session = onnx_session(path, threads)
-    feed = {session.get_inputs()[0].name: _random_input(batch, tuple(input_shape))}
-    return _record_energy(lambda: session.run(None, feed), estimate, meter, batch, "onnxruntime", idle_seconds)
+    with runner.call(batch, threads) as run:
+        return _record_energy(run, estimate, meter, batch, runner.engine, idle_seconds)
 
 
 def _record_energy(run: Callable[[], object], estimate: dict, meter: Meter, batch: int, engine: str,
@@ -354,7 +330,8 @@ def _record_energy(run: Callable[[], object], estimate: dict, meter: Meter, batc
                                   idle_seconds=IDLE_S if idle_seconds is None else idle_seconds)
     except ConfigError as error:
         return {"energy_j_per_sample": {**estimate, "meter": meter.name, "meter_error": str(error)}}
-    return {"energy_j_per_sample": {**measured, "batch": batch, "engine": engine}, "energy_estimate": estimate}
+    return {"energy_j_per_sample": {**measured, "batch": batch, "engine": engine, "provenance": "measured"},
+            "energy_estimate": estimate}
 
 
 def _read_text(path: Path) -> str:

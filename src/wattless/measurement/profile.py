@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..packed import layer_weight_bits
 from .energy import DEFAULT_BITS, estimate_energy
 from .ops import count_macs
 
@@ -47,8 +48,6 @@ def layer_profile(model: nn.Module, deployable: nn.Module, input_shape: tuple[in
     "bops", "energy_j", "energy_share", ...count_macs fields}], "macs", "bops", "energy": estimate_energy(...),
     "micronet": {"params", "ops"}}``. Bits are ``None`` for layers without weights.
     """
-    from .record import layer_weight_bits
-
     counted = count_macs(deployable, input_shape)
     weight_bits, act_bits = layer_weight_bits(model), layer_activation_bits(model)
     energy = estimate_energy(counted["layers"], weight_bits=weight_bits, act_bits=act_bits, batch=batch)

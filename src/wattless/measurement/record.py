@@ -1,60 +1,39 @@
 """``measure``: one honest result record for a model file or an in-memory model.
 
-Accuracy comes from running the very artifact (PyTorch for ``.wlz``, ONNX Runtime for ``.onnx``),
-size from bytes of real files, latency from timing each engine, energy from a RAPL meter when the machine
-has one, else from the labelled estimator.
+Accuracy comes from running the very artifact (PyTorch for ``.wlz``, ONNX Runtime for ``.onnx``), size from
+bytes of real files, latency from timing each registered engine, energy from a RAPL meter when the machine has
+one, else from the labelled estimator; counts of an ONNX file come from its graph. Every figure names its
+provenance (:mod:`.provenance`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from safetensors.torch import save_file
-
 from ..data import Dataset
-from ..errors import ConfigError, DataError
-from ..train import metrics_from_outputs, predict
-from .energy import estimate_energy
+from ..deploy import CALIBRATION_SAMPLES  # noqa: F401  (re-exported: the int8 calibration sample count)
+from ..errors import DataError
+from ..io import WattlessModel, deployable_module, fp32_state_dict_bytes, save
+from ..packed import layer_weight_bits
+from ..train import quality
+from .energy import DEFAULT_BITS, estimate_energy
+from .engines import OnnxRunner, TorchRunner, check_engines, get_engine, list_engines
 from .env import collect_env
-from .latency import time_onnx, time_torch
-from .meters import measure_onnx_energy, measure_torch_energy
-from .ops import count_onnx_macs, count_params
+from .latency import time_runner
+from .meters import measure_runner_energy
+from .onnx_ops import count_onnx_macs
+from .ops import count_params
 from .profile import layer_profile, micronet_counts
+from .provenance import figure, make_record
 
 DEFAULT_BATCHES = (1, 256)
-CALIBRATION_SAMPLES = 1024
-
-
-def fp32_state_dict_bytes(model) -> int:
-    """Size in bytes of the model's fp32 ``state_dict`` written as a ``.safetensors`` file."""
-    from ..io import state_tensors
-
-    tensors = {k: (v.float() if v.is_floating_point() else v) for k, v in state_tensors(model.module).items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "fp32.safetensors")
-        save_file(tensors, path)
-        return os.path.getsize(path)
-
-
-def layer_weight_bits(module) -> dict[str, float]:
-    """Bits per weight of each layer's packed (quantized) weight, by layer name: the mean over rows where
-    rows have their own widths. Layers not listed are fp32."""
-    from torch.nn.utils import parametrize
-
-    from ..packed import PackedWeight
-
-    bits = {}
-    for name, sub in module.named_modules():
-        if parametrize.is_parametrized(sub, "weight") and isinstance(sub.parametrizations.weight[-1], PackedWeight):
-            packed = sub.parametrizations.weight[-1]
-            bits[name] = float(getattr(packed, "mean_bits", packed.bits))
-    return bits
+ENGINES = tuple(list_engines())
+"""Engines a model can be timed on: PyTorch eager fp32, ONNX Runtime fp32, ONNX Runtime static int8."""
+COUNTED = ("params", "nonzero_params", "macs", "bops", "micronet")
 
 
 def precision_label(weight_bits: dict[str, float]) -> str:
@@ -76,123 +55,162 @@ def check_compatible(meta: dict[str, Any], input_shape: Sequence[int], dataset: 
         raise DataError(f"the model is for {task} but {dataset.name!r} is a {dataset.task} data set")
 
 
-def _quality(outputs: np.ndarray, dataset: Dataset, split: str) -> dict[str, float]:
-    _, y = dataset.split(split)
-    metrics = metrics_from_outputs(outputs, y, dataset.task)
-    metrics.pop("loss", None)
-    return metrics
-
-
 def _base_record(meta: dict[str, Any], dataset: Dataset, threads: int) -> dict[str, Any]:
-    return {"model": meta.get("model", {}).get("name"), "dataset": dataset.name, "task": dataset.task,
+    return {"model": (meta.get("model") or {}).get("name"), "dataset": dataset.name, "task": dataset.task,
             "recipe": meta.get("recipe", []), "seed": meta.get("seed"), "env": collect_env(threads)}
 
 
-ENGINES = ("torch", "onnxruntime", "int8")
-"""Engines a model can be timed on: PyTorch eager fp32, ONNX Runtime fp32, ONNX Runtime static int8."""
+def _quality_figures(record: dict[str, Any], runner, dataset: Dataset, split: str) -> None:
+    metrics = quality(runner.predict(dataset.split(split)[0]), dataset, split)
+    record.update(metrics)
+    for key in metrics:
+        record["provenance"][key] = figure("measured", f"{runner.engine} on the {split} split")
 
 
-def check_engines(engines: Collection[str]) -> set[str]:
-    chosen = set(engines)
-    if not chosen or chosen - set(ENGINES):
-        raise ConfigError(f"engines {sorted(chosen)} unknown; use one or more of {', '.join(ENGINES)}")
-    return chosen
+def _original_figures(meta: dict[str, Any], size: int, size_fp32: int | None, fp32_provenance: dict) -> dict:
+    """Sizes against the fp32 file of the model the compression started from: from the file's metadata
+    (declared), or the model's own fp32 file when it is not a compressed one."""
+    original = meta.get("original")
+    known = original.get("size_bytes_fp32") if isinstance(original, dict) else None
+    if isinstance(known, int) and not isinstance(known, bool) and known > 0:
+        value, provenance = known, figure("declared", "file metadata: the fp32 file of the original model")
+    elif size_fp32:
+        value, provenance = size_fp32, fp32_provenance
+    else:
+        return {}
+    return {"size_bytes_original": value, "compression_ratio_original": value / size,
+            "_provenance": {"size_bytes_original": provenance, "compression_ratio_original": provenance}}
 
 
-def measure_module(model, dataset: Dataset, *, file_path: str | Path | None = None,
+def _timed(runners: dict[str, Any], batches: Sequence[int], threads: int, repeats: int) -> list[dict]:
+    return [time_runner(runner, batch=batch, threads=threads, repeats=repeats)
+            for runner in runners.values() for batch in batches]
+
+
+def measure_module(model: WattlessModel, dataset: Dataset, *, file_path: str | Path | None = None,
                    batches: Sequence[int] = DEFAULT_BATCHES, threads: int = 1,
                    engines: Collection[str] = ENGINES, repeats: int = 50, split: str = "test") -> dict[str, Any]:
-    """Measure a :class:`~wattless.io.WattlessModel` (fp32 PyTorch) on the chosen ``engines``.
+    """Measure a :class:`~wattless.io.WattlessModel`: quality in PyTorch, latency on the chosen ``engines``.
 
     Args:
         file_path: the model's ``.wlz`` file; ``size_bytes`` is its size. Without it, the model is
             saved to a temporary file and that size is reported.
-        engines: ``torch`` (eager fp32), ``onnxruntime`` (fp32 ONNX export) and/or ``int8`` (a static
-            int8 export calibrated on the training split, timed only: its accuracy is measured by
-            measuring the int8 file itself).
+        engines: registered engine names (``torch``, ``onnxruntime``, ``int8``: a static int8 export calibrated
+            on the training split, timed only: its accuracy is measured by measuring the int8 file itself).
     """
-    from ..deploy import export_onnx, quantize_int8
-    from ..io import deployable_module, save
-
-    engines = check_engines(engines)
+    chosen = check_engines(engines)
     check_compatible(model.meta, model.input_shape, dataset)
-    X, _ = dataset.split(split)
     module = deployable_module(model.module).eval()
-    record = _base_record(model.meta, dataset, threads)
-    record.update(_quality(predict(module, X), dataset, split))
+    torch_runner = TorchRunner(module, model.input_shape)
+    record = {**_base_record(model.meta, dataset, threads), "provenance": {}}
+    _quality_figures(record, torch_runner, dataset, split)
     params, nonzero = count_params(module)
     profile = layer_profile(model.module, module, model.input_shape)
-    latency = []
     with tempfile.TemporaryDirectory() as tmp:
         if file_path is None:
             file_path = os.path.join(tmp, "model.wlz")
             save(model, file_path)
         size = os.path.getsize(file_path)
-        if "torch" in engines:
-            latency += [time_torch(module, model.input_shape, batch=b, threads=threads, repeats=repeats)
-                        | {"precision": "fp32"} for b in batches]
-        if engines & {"onnxruntime", "int8"}:
-            fp32_onnx = export_onnx(module, model.input_shape, os.path.join(tmp, "fp32.onnx"))
-        if "onnxruntime" in engines:
-            latency += [time_onnx(fp32_onnx, model.input_shape, batch=b, threads=threads, repeats=repeats)
-                        | {"precision": "fp32"} for b in batches]
-        if "int8" in engines:
-            int8_onnx = quantize_int8(fp32_onnx, os.path.join(tmp, "int8.onnx"), dataset.X_train[:CALIBRATION_SAMPLES])
-            latency += [time_onnx(int8_onnx, model.input_shape, batch=b, threads=threads, repeats=repeats)
-                        | {"precision": "int8"} for b in batches]
+        runners = {name: torch_runner if name == "torch" else get_engine(name).load(model, workdir=Path(tmp),
+                                                                                    data=dataset)
+                   for name in chosen}
+        latency = _timed(runners, batches, threads, repeats) if batches else []
     size_fp32 = fp32_state_dict_bytes(model)
     weight_bits = layer_weight_bits(model.module)
+    fp32_file = figure("measured", "safetensors file of the fp32 state_dict")
+    original = _original_figures(model.meta, size, size_fp32, fp32_file)
+    counted = figure("measured", "count of the PyTorch model's layers")
+    energy = measure_runner_energy(torch_runner, profile["energy"], batch=min(batches, default=1), threads=threads)
+    record["provenance"].update({
+        "size_bytes": figure("measured", "file size"), "size_bytes_fp32": fp32_file,
+        "compression_ratio": figure("measured", "ratio of file sizes"), **{key: counted for key in COUNTED},
+        "latency_ms": figure("measured", "engines: " + ", ".join(chosen)),
+        "energy_j_per_sample": figure(energy["energy_j_per_sample"].get("provenance", "estimated"),
+                                      energy["energy_j_per_sample"]["method"]),
+        **original.pop("_provenance", {})})
     record.update({
         "precision": precision_label(weight_bits), "weight_bits": weight_bits, "params": params,
         "nonzero_params": nonzero, "size_bytes": size, "size_bytes_fp32": size_fp32,
-        "compression_ratio": size_fp32 / size, "macs": profile["macs"], "macs_per_layer": profile["layers"],
-        "bops": profile["bops"], "micronet": profile["micronet"],
-        "latency_ms": latency,
-        # Weights stored at their bits cut memory traffic; layers without activation quantizers take fp32
-        # inputs, so their arithmetic stays fp32.
-        # Measured when a RAPL meter is available (the estimate then kept under energy_estimate).
-        **measure_torch_energy(module, model.input_shape, profile["energy"], batch=min(batches, default=1),
-                               threads=threads),
-        "artifact": str(file_path) if Path(file_path).exists() else None,
+        "compression_ratio": size_fp32 / size, **original, "macs": profile["macs"],
+        "macs_per_layer": profile["layers"], "bops": profile["bops"], "micronet": profile["micronet"],
+        "latency_ms": latency, **energy, "artifact": str(file_path) if Path(file_path).exists() else None,
     })
-    return record
+    return make_record(record)
+
+
+def _graph_bits(ops: dict[str, Any], precision: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Weight and activation bits per counted node, from the graph when it says (else the file's precision); a
+    node without a constant weight (attention's activation products) computes at its activations' width."""
+    fallback = 8 if precision == "int8" else DEFAULT_BITS
+    weight_bits, act_bits = {}, {}
+    for layer in ops["layers"]:
+        act = layer.get("act_bits") or fallback
+        weight = layer["weight_bits"] if "weight_bits" in layer else fallback
+        act_bits[layer["name"]] = float(act)
+        weight_bits[layer["name"]] = float(weight if weight is not None else act)
+    return weight_bits, act_bits
 
 
 def measure_onnx(path: str | Path, dataset: Dataset, *, batches: Sequence[int] = DEFAULT_BATCHES,
                  threads: int = 1, engines: Collection[str] = ENGINES, repeats: int = 50,
                  split: str = "test") -> dict[str, Any]:
-    """Measure an ``.onnx`` file by running it in ONNX Runtime (int8 or fp32, as stored)."""
-    from ..deploy import OnnxModel
-
-    if not check_engines(engines) & {"onnxruntime", "int8"}:
-        raise ConfigError(f"{Path(path).name} is an ONNX file: it runs in ONNX Runtime, not in PyTorch; "
-                          "use --engines onnxruntime")
-
-    runtime = OnnxModel(path, threads=threads)
-    meta = json.loads(runtime.metadata.get("wattless", "{}"))
-    precision = runtime.metadata.get("precision", "fp32")
-    input_shape = tuple(meta.get("model", {}).get("input_shape") or runtime.input_shape or dataset.input_shape)
+    """Measure an ``.onnx`` file by running it in ONNX Runtime as stored (int8 or fp32), counting from its graph."""
+    chosen = check_engines(engines)
+    runner = get_engine("onnxruntime").load(path, workdir=Path(path).parent)
+    if "torch" in chosen and len(chosen) == 1:
+        get_engine("torch").load(path, workdir=Path(path).parent)  # refuses with the reason
+    meta = runner.metadata
+    input_shape = tuple((meta.get("model") or {}).get("input_shape") or runner.input_shape)
+    if tuple(input_shape) != runner.input_shape:
+        runner = OnnxRunner(path, input_shape)
     check_compatible(meta, input_shape, dataset)
-    X, _ = dataset.split(split)
-    record = _base_record(meta, dataset, threads)
-    record.update(_quality(runtime.predict(X), dataset, split))
+    record = {**_base_record(meta, dataset, threads), "provenance": {}}
+    _quality_figures(record, runner, dataset, split)
     ops = count_onnx_macs(path)
-    params = sum(layer["params"] for layer in ops["layers"])
-    bits = 8 if precision == "int8" else 32
+    weight_bits, act_bits = _graph_bits(ops, runner.precision)
+    layers = [{**layer, "weight_bits": weight_bits[layer["name"]], "act_bits": act_bits[layer["name"]]}
+              for layer in ops["layers"]]
     size = os.path.getsize(path)
+    graph = figure("measured", "count of the ONNX graph")
+    params = ops.get("params", sum(layer["params"] for layer in ops["layers"]))
+    nonzero = ops.get("nonzero_params")
+    if nonzero is None and isinstance(meta.get("nonzero_params"), int):
+        nonzero = meta["nonzero_params"]
+        record["provenance"]["nonzero_params"] = figure("declared", "file metadata")
     size_fp32 = meta.get("size_bytes_fp32")
+    size_fp32 = size_fp32 if isinstance(size_fp32, int) and not isinstance(size_fp32, bool) and size_fp32 > 0 else None
+    declared = figure("declared", "file metadata: the fp32 file of the exported model")
+    original = _original_figures(meta, size, size_fp32, declared)
+    estimate = estimate_energy(ops["layers"], weight_bits=weight_bits, act_bits=act_bits, float_ops=True)
+    energy = measure_runner_energy(runner, estimate, batch=min(batches, default=1), threads=threads)
+    record["provenance"] = {
+        "size_bytes": figure("measured", "file size"), "params": graph, "macs": graph, "bops": graph,
+        "micronet": graph, "nonzero_params": graph, **record["provenance"],
+        "latency_ms": figure("measured", "engines: onnxruntime"),
+        "energy_j_per_sample": figure(energy["energy_j_per_sample"].get("provenance", "estimated"),
+                                      energy["energy_j_per_sample"]["method"]),
+        **({"size_bytes_fp32": declared, "compression_ratio": declared} if size_fp32 else {}),
+        **original.pop("_provenance", {})}
     record.update({
-        "precision": precision, "params": meta.get("params", params), "nonzero_params": meta.get("nonzero_params"),
-        "size_bytes": size, "size_bytes_fp32": size_fp32,
-        "compression_ratio": size_fp32 / size if size_fp32 else None, "macs": ops["total"],
-        "macs_per_layer": ops["layers"], "bops": ops["total"] * bits * bits,
-        "micronet": micronet_counts([{**layer, "nonzero": None, "weight_bits": bits, "act_bits": bits}
-                                     for layer in ops["layers"]]),
-        "latency_ms": [time_onnx(path, input_shape, batch=b, threads=threads, repeats=repeats)
-                       | {"precision": precision} for b in batches],
-        **measure_onnx_energy(path, input_shape, estimate_energy(ops["layers"], weight_bits=bits, act_bits=bits,
-                                                                 float_ops=bits == 32),
-                              batch=min(batches, default=1), threads=threads),
-        "artifact": str(path),
+        "precision": runner.precision,
+        "weight_bits": {layer["name"]: layer["weight_bits"] for layer in layers if layer["weight_numel"]},
+        "params": params, "nonzero_params": nonzero, "size_bytes": size, "size_bytes_fp32": size_fp32,
+        "compression_ratio": size_fp32 / size if size_fp32 else None, **original, "macs": ops["total"],
+        "macs_per_layer": ops["layers"],
+        "bops": round(sum(layer["macs"] * layer["weight_bits"] * layer["act_bits"] for layer in layers)),
+        "micronet": micronet_counts([{**layer, "nonzero": layer.get("nonzero")} for layer in layers]),
+        "latency_ms": _timed({"onnxruntime": runner}, batches, threads, repeats) if batches else [],
+        **energy, "artifact": str(path),
     })
-    return record
+    return make_record(record)
+
+
+def measure_file(path: str | Path, dataset: Dataset, *, trust_code: bool = False, **options: Any) -> dict[str, Any]:
+    """The record of a written model: an ``.onnx`` file in ONNX Runtime, a ``.wlz`` file through the engines."""
+    from ..io import load
+
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return measure_onnx(path, dataset, **options)
+    return measure_module(load(path, trust_code=trust_code, keep_parametrizations=True), dataset, file_path=path,
+                          **options)

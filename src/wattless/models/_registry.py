@@ -110,6 +110,19 @@ def build_model(spec: dict[str, Any], *, trust_code: bool = False) -> nn.Module:
     return model
 
 
+def spec_for(name: str, data: Any, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The architecture spec of zoo model ``name`` (or ``package.module:factory``) sized for ``data``.
+
+    Regression zoo models get the training targets' mean and standard deviation so that they learn
+    a standardised target but predict in the data's units.
+    """
+    kwargs = dict(kwargs or {})
+    if data.task == "regression" and not is_import_path(name):
+        kwargs.setdefault("target_mean", float(data.y_train.mean()))
+        kwargs.setdefault("target_std", float(data.y_train.std() or 1.0))
+    return {"name": name, "kwargs": kwargs, "input_shape": list(data.input_shape), "num_outputs": data.num_outputs}
+
+
 def check_input_shape(model: nn.Module, input_shape: tuple[int, ...]) -> None:
     """Run one zero sample through ``model``; a shape mismatch becomes a clear ModelError."""
     was_training = model.training

@@ -85,3 +85,12 @@ def format_recipe(recipe: Any) -> str:
         fields = ",".join(f"{k}={v}" for k, v in sorted((recipe.get("config") or {}).items()) if k != "version")
         return f"{recipe['technique']}({fields})" if fields else recipe["technique"]
     return json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+
+
+def format_footprint(footprint: dict[str, Any]) -> str:
+    """The one-line summary of a command's footprint (a ``FootprintResult.as_dict()``)."""
+    from dataclasses import fields
+
+    from ..measurement.footprint import FootprintResult
+
+    return FootprintResult(**{field.name: footprint[field.name] for field in fields(FootprintResult)}).summary()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 
 from .comparison import Record, comparison_caption, comparison_rows, energy_per_sample, record_task
@@ -18,42 +19,66 @@ from .format import (
     format_seconds_ms,
     format_text,
 )
+from .narrow import narrow_tables
 
 
-def comparison_table(records: list[Record], *, baseline: Record | None = None,
-                     title: str | None = None) -> Table:
-    """One row per record with its metric, size, latency and energy, and their ratios to the baseline.
+def comparison_table(records: list[Record], *, baseline: Record | None = None, title: str | None = None,
+                     width: int = 80) -> Group:
+    """One row per record with its metric, size, latency and energy, and their ratios to the baseline, in tables
+    of at most ``width`` columns (each repeating the variant's name).
 
     The cells are exactly those of :func:`comparison_rows`; the baseline (default: the first record)
     is shown in bold when it is one of the rows.
     """
     baseline = records[0] if baseline is None and records else baseline
     rows = comparison_rows(records, baseline)
-    table = Table(title=title, caption=comparison_caption(baseline) if baseline else None)
-    for position, header in enumerate(rows[0] if rows else ["Variant"]):
-        table.add_column(header, justify="left" if position == 0 else "right")
-    for record, row in zip(records, rows, strict=True):
-        table.add_row(*row.values(), style="bold" if record is baseline else None)
-    return table
+    headers, notes = terminal_headers(list(rows[0]) if rows else ["Variant"])
+    caption = " ".join([comparison_caption(baseline), *notes]) if baseline else None
+    return narrow_tables(headers, [list(row.values()) for row in rows], title=title, width=width, caption=caption,
+                         styles=["bold" if record is baseline else None for record in records])
 
 
-def ladder_table(baseline: Record, rows: list[dict[str, Any]], *, max_drop: float, objective: str) -> Table:
+_SHORT_HEADERS = {"Accuracy (%)": "Acc (%)", "Δ acc (pts)": "Δ pts"}
+
+
+def terminal_headers(headers: list[str]) -> tuple[list[str], list[str]]:
+    """Shorter comparison headers for an 80-column terminal (``Latency b1 (1 thread)`` -> ``b1 latency``,
+    ``Speed-up b1`` -> ``× b1``), and the notes their parentheses held, for the caption."""
+    short, notes = [], []
+    for header in headers:
+        head, _, note = header.partition(" (")
+        if head.startswith("Latency b"):
+            short.append(f"{head.removeprefix('Latency ')} latency")
+        elif head.startswith("Speed-up b"):
+            short.append(f"× {head.removeprefix('Speed-up ')}")
+        elif head == "Energy/sample":
+            short.append("Energy/sample")
+        else:
+            short.append(_SHORT_HEADERS.get(header, header))
+            continue
+        if note and f"{head.split(' ')[0]}: {note.rstrip(')')}." not in notes:
+            notes.append(f"{head.split(' ')[0]}: {note.rstrip(')')}.")
+    return short, notes
+
+
+def ladder_table(baseline: Record, rows: list[dict[str, Any]], *, max_drop: float, objective: str,
+                 width: int = 80) -> Group:
     """Every candidate ``compress --max-drop`` tried: status, drop on validation and test (points, or % of
     RMSE), then the comparison cells of its measured record against the original."""
     measured = [row["record"] for row in rows if "record" in row]
     compared = comparison_rows([baseline, *measured], baseline)
     headers = list(compared[0])[1:]
     cells = iter(compared[1:])
-    table = Table(title=f"Candidates for at most {max_drop:g} lost, best {objective} first",
-                  caption=comparison_caption(baseline))
-    for position, header in enumerate(["Candidate", "Status", "Val drop", "Test drop", *headers]):
-        table.add_column(header, justify="left" if position < 2 else "right")
+    table_rows = []
     for row in rows:
         values = list(next(cells).values())[1:] if "record" in row else [MISSING] * len(headers)
-        table.add_row(row["candidate"], row["status"], format_number(row.get("val_drop"), ".2f"),
-                      format_number(row.get("test_drop"), ".2f"), *values,
-                      style="bold" if row["status"] == "chosen" else None)
-    return table
+        table_rows.append([row["candidate"], row["status"], format_number(row.get("val_drop"), ".2f"),
+                           format_number(row.get("test_drop"), ".2f"), *values])
+    ranked = next((row.get("objective_provenance") for row in rows if row.get("objective_provenance")), None)
+    caption = comparison_caption(baseline) + (f" Energy ranked on {ranked} figures only." if ranked else "")
+    return narrow_tables(["Candidate", "Status", "Val drop", "Test drop", *headers], table_rows, width=width,
+                         title=f"Candidates for at most {max_drop:g} lost, best {objective} first", caption=caption,
+                         left=2, styles=["bold" if row["status"] == "chosen" else None for row in rows])
 
 
 def record_table(record: Record) -> Table:
@@ -68,7 +93,7 @@ def record_table(record: Record) -> Table:
     return table
 
 
-def layer_table(layers: list[dict[str, Any]]) -> Table:
+def layer_table(layers: list[dict[str, Any]], width: int = 80) -> Group:
     """Per-layer shape, parameters (non-zeros, weight/activation bits and stored bytes when known), MACs and
     estimated energy, with each layer's share of all MACs and of the energy (%)."""
     total_macs = sum(layer.get("macs") or 0 for layer in layers)
@@ -91,17 +116,11 @@ def layer_table(layers: list[dict[str, Any]]) -> Table:
         ("Energy share (%)", "energy_j", lambda r: _share(r.get("energy_j"), total_energy), "100.0"),
     ]
     columns = [c for c in columns if c[1] is None or any(layer.get(c[1]) is not None for layer in layers)]
-    table = Table(title="Per layer")
-    table.add_column("Layer")
-    table.add_column("Type")
-    for header, *_ in columns:
-        table.add_column(header, justify="right")
-    for layer in layers:
-        table.add_row(format_text(layer.get("name")), format_text(layer.get("type")),
-                      *(cell(layer) for _, _, cell, _ in columns))
-    table.add_section()
-    table.add_row("total", "", *(total_cell for *_, total_cell in columns))
-    return table
+    rows = [[format_text(layer.get("name")), format_text(layer.get("type")),
+             *(cell(layer) for _, _, cell, _ in columns)] for layer in layers]
+    rows.append(["total", "", *(total_cell for *_, total_cell in columns)])
+    return narrow_tables(["Layer", "Type", *(header for header, *_ in columns)], rows, title="Per layer", keys=2,
+                         width=width, styles=[*[None] * len(layers), "bold"])
 
 
 def _share(part: float | None, total: float) -> str:

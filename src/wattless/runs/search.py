@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..api import as_dataset
-from ..data import Dataset
+from ..data import Dataset, as_dataset
 from ..errors import ConfigError
 from ..io import WattlessModel
 from ..ladder import choose_within_budget, drop, objective_value
@@ -41,8 +40,20 @@ from ..techniques.prune.magnitude import prunable_weights
 SPACE_VERSION = 1
 """Bump when a space changes, so a resumed search never mixes trials of two spaces."""
 CLUSTERS = (8, 16, 32, 64)
-DEFAULT_EPOCHS = {"size": 12, "latency": 30, "energy": 30}
-"""Fine-tuning (size) or distillation epochs per trial: those of the shipped recipes the search starts from."""
+SIZE_RECIPE, LATENCY_RECIPE = "deep-compression", "kd-pruned-student-int8"
+"""The shipped recipes the size and latency searches start from (their first trial)."""
+
+
+def _shipped_step(recipe: str, technique: str):
+    """The config of ``technique`` in the shipped ``recipe``."""
+    return next(cfg for name, cfg in Recipe.load(recipe).steps if name == technique)
+
+
+def default_epochs(objective: str) -> int:
+    """Fine-tuning (size) or distillation epochs per trial: those of the shipped recipe the search starts from."""
+    if objective == "size":
+        return _shipped_step(SIZE_RECIPE, "prune.magnitude").finetune_epochs
+    return _shipped_step(LATENCY_RECIPE, "distill.hinton").epochs
 
 
 @dataclass
@@ -90,10 +101,12 @@ def build_recipe(trial, objective: str, layers: list[str], epochs: int, int8_all
 
 
 def first_trial(objective: str, epochs: int, int8_allowed: bool) -> dict[str, Any]:
-    """The shipped recipe the search starts from, as Optuna parameters."""
+    """The shipped recipe the search starts from, as Optuna parameters read from that recipe."""
     if objective == "size":
-        return {"scope": "global", "sparsity": 0.95, "clusters": 16}
-    start = {"width": 0.25, "importance": "taylor", **({"int8": True} if int8_allowed else {})}
+        prune, share = _shipped_step(SIZE_RECIPE, "prune.magnitude"), _shipped_step(SIZE_RECIPE, "share.kmeans")
+        return {"scope": prune.scope, "sparsity": prune.sparsity, "clusters": share.clusters}
+    distill = _shipped_step(LATENCY_RECIPE, "distill.hinton")
+    start = {"width": distill.width, "importance": distill.importance, **({"int8": True} if int8_allowed else {})}
     return start if objective == "latency" else {"family": "narrow", **start}
 
 
@@ -116,9 +129,10 @@ def search(model: WattlessModel, dataset: Dataset | str, out: str | Path, *, max
     """Run (or resume) ``trials`` Optuna trials and write the best feasible model to ``out``."""
     import optuna
 
-    from ..api import measure
-    from ..pipeline import file_quality, quality, run_recipe
-    from ..train import predict
+    from ..measurement.provenance import energy_value
+    from ..measurement.record import measure_file
+    from ..pipeline import file_quality, run_recipe
+    from ..train import predict, quality
     from .db import RunsDB
 
     if objective not in OBJECTIVES:
@@ -132,7 +146,7 @@ def search(model: WattlessModel, dataset: Dataset | str, out: str | Path, *, max
         raise ConfigError(f"output must end in .wlz or .onnx, got {str(out)!r}")
     data = as_dataset(dataset)
     seed = model.meta.get("seed", 0) if seed is None else seed
-    epochs = epochs if epochs is not None else DEFAULT_EPOCHS[objective]
+    epochs = epochs if epochs is not None else default_epochs(objective)
     int8_allowed = out.suffix == ".onnx"
     layers = [name for name, _ in prunable_weights(model.module)]
     from ..io import deployable_module
@@ -163,13 +177,13 @@ def search(model: WattlessModel, dataset: Dataset | str, out: str | Path, *, max
             except ConfigError as exc:  # e.g. more clusters than a pruned layer has distinct weights
                 trial.set_user_attr("error", str(exc))
                 raise
-            record = measure(path, data, batches=batches, repeats=repeats,
-                             engines=("onnxruntime",) if suffix == ".onnx" else ("torch",))
+            record = measure_file(path, data, batches=batches, repeats=repeats,
+                                  engines=("onnxruntime",) if suffix == ".onnx" else ("torch",))
             val = file_quality(path, data, "val")
         record["val"] = val
         values = {"val_drop": drop(base_val, val), "test_drop": drop(base_test, record),
                   "size": objective_value(record, "size"), "latency": objective_value(record, "latency"),
-                  "energy": objective_value(record, "energy")}
+                  "energy": energy_value(record, "estimated")}  # trials compare estimates: one provenance
         trial.set_constraint("accuracy_budget", values["val_drop"] - max_drop)  # feasible when <= 0
         for key, value in values.items():
             trial.set_user_attr(key, value)

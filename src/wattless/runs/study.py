@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .. import __version__
+from .._version import __version__
 from .._yaml import read_yaml
 from ..errors import ConfigError, WattlessError
 from ..recipe import Recipe, shipped_recipes
@@ -307,9 +307,10 @@ def _named_recipe(text: str, base_dir: Path) -> Recipe:
 
 def _check_models_fit_data(study: Study, source: str) -> None:
     """Load each data set and build each model for it, running one zero sample: bad options fail now."""
-    from ..api import check_trainable_size, model_spec
     from ..data import load_dataset
     from ..models import build_model, check_input_shape
+    from ..models import spec_for as model_spec
+    from ..trainer import check_trainable_size
 
     for dataset in study.datasets:
         try:

@@ -27,7 +27,7 @@ from .study import Study, Trial
 from .trial import base_path, clean_staging
 
 Listener = Callable[[str, dict[str, Any]], None]
-"""Called with ``("start", {"planned", "skipped", "busy", "workers"})`` once, then ``("trial", {"trial",
+"""Called with ``("start", {"study", "planned", "skipped", "busy", "workers"})`` once, then ``("trial", {"trial",
 "row", "finished", "planned"})`` each time a trial ends, done or failed."""
 
 
@@ -83,8 +83,8 @@ def run_sweep(study: Study, *, db: str | Path = DEFAULT_DB, out: str | Path | No
                     runs.upsert(trial.key, status="pending")
             claimed = [trial for trial in todo if runs.claim(trial.key)]
             result.busy = len(todo) - len(claimed)
-            listener("start", {"planned": len(claimed), "skipped": result.skipped, "busy": result.busy,
-                               "workers": pool.capacity if claimed else 0})
+            listener("start", {"study": study.name, "planned": len(claimed), "skipped": result.skipped,
+                               "busy": result.busy, "workers": pool.capacity if claimed else 0})
             if claimed:
                 for folder in ("base", "trials"):
                     (out / folder).mkdir(parents=True, exist_ok=True)

@@ -92,9 +92,9 @@ def load_data(trial: Trial):
 def ensure_base(trial: Trial, out: str | Path) -> Path:
     """The trial's fp32 base model file, trained and written now unless it exists. Two processes that train
     the same base model at once write the same bytes, and each replaces the file whole."""
-    from ..api import train
     from ..io import save
     from ..train import TrainConfig
+    from ..trainer import train_model as train
 
     path = base_path(out, trial)
     if path.exists():
@@ -110,9 +110,9 @@ def ensure_base(trial: Trial, out: str | Path) -> Path:
 
 def run_trial(trial: Trial, out: str | Path) -> dict[str, Any]:
     """Apply the trial's recipe to its base model, write the artifact, measure it; the record and timings."""
-    from ..api import measure
     from ..io import load
     from ..measurement.meters import ENERGY_METER_ENV
+    from ..measurement.record import measure_file
     from ..pipeline import run_recipe
     from ..recipe import Recipe
 
@@ -122,8 +122,8 @@ def run_trial(trial: Trial, out: str | Path) -> dict[str, Any]:
     artifact = trial_path(out, trial)
     if trial.recipe is not None:
         staged = staging_dir(out) / artifact.name
-        run_recipe(load(base, trust_code=trial.trust_code), data, Recipe.from_dict(trial.recipe), staged,
-                   seed=trial.seed, record=False)
+        source = load(base, trust_code=trial.trust_code, keep_parametrizations=True)
+        run_recipe(source, data, Recipe.from_dict(trial.recipe), staged, seed=trial.seed, record=False)
         artifact.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, artifact)
     options = dict(trial.measure)
@@ -132,7 +132,7 @@ def run_trial(trial: Trial, out: str | Path) -> dict[str, Any]:
         options["engines"] = [e for e in options["engines"] if e != "torch"] or ["onnxruntime"]
     os.environ[ENERGY_METER_ENV] = meter  # how measure() picks its meter
     try:
-        record = measure(artifact, data, trust_code=trial.trust_code, **options)
+        record = measure_file(artifact, data, trust_code=trial.trust_code, **options)
     finally:
         if previous is None:
             os.environ.pop(ENERGY_METER_ENV, None)

@@ -1,10 +1,15 @@
-"""Compression techniques, each a config plus an apply function, registered by dotted name."""
+"""Compression techniques: each a config plus an apply function behind one contract, registered by dotted name.
 
-from . import distill, factorize, prune, quantize, share  # noqa: F401  (registers the techniques)
+Every public module under this package is found by :func:`discover_techniques` (no list to edit).
+"""
+
 from ._registry import (
+    Applied,
     Context,
+    Technique,
     TechniqueConfig,
     describe_step,
+    discover_techniques,
     get_technique,
     list_techniques,
     make_config,
@@ -13,5 +18,5 @@ from ._registry import (
     split_step,
 )
 
-__all__ = ["Context", "TechniqueConfig", "describe_step", "get_technique", "list_techniques", "make_config",
-           "parse_step", "register_technique", "split_step"]
+__all__ = ["Applied", "Context", "Technique", "TechniqueConfig", "describe_step", "discover_techniques",
+           "get_technique", "list_techniques", "make_config", "parse_step", "register_technique", "split_step"]

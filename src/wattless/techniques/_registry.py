@@ -1,16 +1,23 @@
-"""The technique registry: a dotted name -> (validated config type, apply function).
+"""The technique contract and its registry: a dotted name -> a :class:`Technique`.
 
-A technique is a frozen pydantic config plus ``apply(model, cfg, ctx) -> model``. Adding one means
-adding a module that calls :func:`register_technique`; the CLI, recipes and contract tests find it here.
+A technique is a frozen pydantic config plus three things (:class:`Technique`): ``applies_to(model)`` says
+whether it can run on a model (and why not), ``apply(model, cfg, ctx)`` changes the model and returns an
+:class:`Applied`, and ``deploys`` says whether it ends a recipe by writing a deployment file (``quantize.int8``
+writes ONNX) instead of changing the PyTorch model. Most techniques are plain functions registered with
+:func:`register_technique`; every module of the technique packages is imported once by
+:func:`discover_techniques`, so adding a technique is adding one module, nothing else.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
+import pkgutil
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -21,10 +28,27 @@ from ..errors import ConfigError
 
 
 class TechniqueConfig(BaseModel):
-    """Base of every technique config: immutable, and unknown fields are errors."""
+    """Base of every technique config: immutable, and unknown fields are errors.
+
+    ``version`` is the config's schema version: a subclass that changes the meaning of its fields raises the
+    default and may override :meth:`migrate`, so configs stored in older model files still load.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     version: int = 1
+
+    def recipe_fields(self) -> dict[str, Any]:
+        """The fields as a recipe step writes them (``Recipe.to_dict``): everything but the version."""
+        return self.model_dump(mode="json", exclude={"version"})
+
+    @classmethod
+    def current_version(cls) -> int:
+        return int(cls.model_fields["version"].default)
+
+    @classmethod
+    def migrate(cls, fields: dict[str, Any], version: int) -> dict[str, Any]:
+        """Fields of a config written at an older ``version``, rewritten for the current one (default: as is)."""
+        return fields
 
 
 @dataclass
@@ -36,52 +60,155 @@ class Context:
     quiet: bool = False
 
 
-Apply = Callable[[nn.Module, Any, Context], nn.Module]
+@dataclass
+class Applied:
+    """What a technique returns: the changed module and, when it is of another architecture than the one the
+    model file describes (a distillation student from the zoo), that architecture's spec."""
+
+    module: nn.Module
+    new_architecture: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+Applicability = Callable[[nn.Module], "str | None"]
+"""``applies_to(model)``: None when the technique can run on ``model``, else the reason it cannot."""
+CLAIMS = ("nonzero_params", "weight_bits", "bops", "params", "macs", "size_bytes")
+"""What a technique may claim to reduce: non-zero weights, bits per stored weight, bit operations (activation
+bits), parameters, multiply-accumulates, bytes of the written file. The contract tests check every claim."""
+
+
 class Technique:
-    name: str
-    config_type: type[TechniqueConfig]
-    apply: Apply
-    summary: str
+    """One registered technique. Subclass it for techniques that are more than a function (``quantize.int8``)."""
+
+    name: str = ""
+    config_type: type[TechniqueConfig] = TechniqueConfig
+    summary: str = ""
+    deploys: ClassVar[bool] = False
+    """True for a technique that writes the deployed file (it must be a recipe's last step)."""
+    output_suffix: ClassVar[str | None] = None
+    """The file suffix a deploying technique writes (``.onnx``)."""
+    claims: tuple[str, ...] = ()
+    """Figures of :data:`CLAIMS` this technique reduces with its default config."""
+
+    def applies_to(self, model: nn.Module) -> str | None:
+        """None when this technique can run on ``model`` with its default config, else why not."""
+        return None
+
+    def apply(self, model: nn.Module, cfg: TechniqueConfig, ctx: Context) -> Applied:
+        raise NotImplementedError
+
+    def deploy(self, model: Any, cfg: TechniqueConfig, ctx: Context, out: Path) -> Path:
+        """Write ``model`` (a :class:`~wattless.io.WattlessModel`) to ``out`` as this technique deploys it."""
+        raise NotImplementedError(f"{self.name} does not deploy")
+
+    def check_applies(self, model: nn.Module) -> None:
+        """Raise the ConfigError a user sees when this technique cannot run on ``model``."""
+        reason = self.applies_to(model)
+        if reason is not None:
+            raise ConfigError(f"{self.name} does not apply to this model: {reason}")
+
+
+class FunctionTechnique(Technique):
+    """A technique given as ``apply(model, cfg, ctx)`` returning the changed module or an :class:`Applied`."""
+
+    def __init__(self, name: str, config_type: type[TechniqueConfig], function: Callable[..., Any],
+                 applies_to: Applicability | None, claims: tuple[str, ...] = ()):
+        unknown = sorted(set(claims) - set(CLAIMS))
+        if unknown:
+            raise ValueError(f"technique {name} claims {unknown}; claims are {CLAIMS}")
+        self.name, self.config_type, self.function, self.claims = name, config_type, function, tuple(claims)
+        self.summary = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
+        self._applies_to = applies_to
+
+    def applies_to(self, model: nn.Module) -> str | None:
+        return None if self._applies_to is None else self._applies_to(model)
+
+    def apply(self, model: nn.Module, cfg: TechniqueConfig, ctx: Context) -> Applied:
+        result = self.function(model, cfg, ctx)
+        return result if isinstance(result, Applied) else Applied(result)
+
+
+def layers_of(*types: type[nn.Module], what: str) -> Applicability:
+    """``applies_to`` for techniques that work on layers of ``types`` (``what`` names them in the reason)."""
+
+    def applies_to(model: nn.Module) -> str | None:
+        return None if any(isinstance(m, types) for m in model.modules()) else f"it has no {what}"
+
+    return applies_to
 
 
 _REGISTRY: dict[str, Technique] = {}
 
 
-def register_technique(name: str, config_type: type[TechniqueConfig]) -> Callable[[Apply], Apply]:
-    """Register ``apply`` under ``name`` (e.g. ``prune.magnitude``) with its config type."""
+def add_technique(technique: Technique) -> Technique:
+    """Register a :class:`Technique` instance under its name."""
+    if technique.name in _REGISTRY:
+        warnings.warn(f"overwriting technique {technique.name!r} in the registry", stacklevel=2)
+    _REGISTRY[technique.name] = technique
+    return technique
 
-    def decorate(apply: Apply) -> Apply:
-        if name in _REGISTRY:
-            warnings.warn(f"overwriting technique {name!r} in the registry", stacklevel=2)
-        summary = (apply.__doc__ or "").strip().splitlines()[0] if apply.__doc__ else ""
-        _REGISTRY[name] = Technique(name, config_type, apply, summary)
-        return apply
+
+def register_technique(name: str, config_type: type[TechniqueConfig], *, applies_to: Applicability | None = None,
+                       claims: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """Register ``apply(model, cfg, ctx)`` under ``name`` (e.g. ``prune.magnitude``) with its config type,
+    ``applies_to(model)`` (None = runs on any model) and the figures it ``claims`` to reduce (:data:`CLAIMS`)."""
+
+    def decorate(function: Callable) -> Callable:
+        add_technique(FunctionTechnique(name, config_type, function, applies_to, claims))
+        return function
 
     return decorate
 
 
+_discovered = False
+
+
+def discover_techniques() -> None:
+    """Import every public module under ``wattless.techniques`` once, so each registers its techniques (and the
+    stored forms its models need to load: packed weights, structural edits, attached quantizers)."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    package = importlib.import_module(__package__)
+    for module in pkgutil.walk_packages(package.__path__, prefix=f"{__package__}."):
+        if not any(part.startswith("_") for part in module.name.split(".")[2:]):
+            importlib.import_module(module.name)
+
+
 def list_techniques(pattern: str = "*") -> list[str]:
     """Registered technique names matching an fnmatch ``pattern``."""
+    discover_techniques()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
 def get_technique(name: str) -> Technique:
+    discover_techniques()
     if name not in _REGISTRY:
-        raise ConfigError(f"unknown technique {name!r}; choose one of: {', '.join(list_techniques())}")
+        raise ConfigError(f"unknown technique {str(name)[:60]!r}; choose one of: {', '.join(list_techniques())}")
     return _REGISTRY[name]
 
 
 def make_config(name: str, fields: dict[str, Any] | None = None) -> TechniqueConfig:
-    """Validate ``fields`` for technique ``name``; a bad field is one error naming it and the valid ones."""
+    """Validate ``fields`` for technique ``name``; a bad field is one error naming it and the valid ones.
+
+    A stored ``version`` older than the config's is migrated; a newer one is refused (written by a newer wattless).
+    """
     technique = get_technique(name)
+    config_type = technique.config_type
+    fields = dict(fields or {})
+    version = fields.get("version", config_type.current_version())
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ConfigError(f"invalid config for {name}: version {str(version)[:20]!r} is not a positive whole number")
+    if version > config_type.current_version():
+        raise ConfigError(f"{name} config version {version} was written by a newer wattless (this one reads up to "
+                          f"{config_type.current_version()}); upgrade wattless")
+    if version < config_type.current_version():
+        fields = {**config_type.migrate(fields, version), "version": config_type.current_version()}
     try:
-        return technique.config_type(**(fields or {}))
+        return config_type(**fields)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-        valid = ", ".join(f for f in technique.config_type.model_fields if f != "version")
+        valid = ", ".join(f for f in config_type.model_fields if f != "version")
         raise ConfigError(f"invalid config for {name}: {problems} (fields: {valid})") from None
 
 
@@ -121,3 +248,14 @@ def parse_step(text: str) -> tuple[str, TechniqueConfig]:
 def describe_step(name: str, cfg: TechniqueConfig) -> dict[str, Any]:
     """The JSON form of one applied step, as stored in model files and records."""
     return {"technique": name, "config": cfg.model_dump(mode="json")}
+
+
+def finetune(model: nn.Module, ctx: Context, epochs: int, lr: float, **fit_options: Any) -> dict[str, Any] | None:
+    """Fine-tune every trainable weight of ``model`` for ``epochs`` (a technique's ``finetune_epochs``) at ``lr``
+    with the one training loop, seeded by the context; nothing when ``epochs`` is 0. ``fit_options`` go to
+    :func:`wattless.train.fit` (``on_step``, ``best_from_epoch``)."""
+    from ..train import TrainConfig, fit
+
+    if not epochs:
+        return None
+    return fit(model, ctx.dataset, TrainConfig(epochs=epochs, lr=lr, seed=ctx.seed), **fit_options)

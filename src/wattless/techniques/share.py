@@ -26,9 +26,8 @@ from torch.nn.utils import parametrize
 
 from ..errors import ConfigError
 from ..packed import AffineWeight, CodebookWeight
-from ..train import TrainConfig, fit
-from ._registry import Context, TechniqueConfig, register_technique
-from .prune.magnitude import prunable_weights
+from ._registry import Context, TechniqueConfig, finetune, register_technique
+from .prune.magnitude import LINEAR_OR_CONV, prunable_weights
 
 MAX_ITERATIONS = 300
 """Lloyd iterations at most (as scikit-learn); 1-D runs on real layers converge exactly well before."""
@@ -132,7 +131,8 @@ def _check_enough_distinct(layers: list[tuple[str, nn.Module]], clusters: int) -
                               f"use clusters <= {distinct}")
 
 
-@register_technique("share.kmeans", KMeansShareConfig)
+@register_technique("share.kmeans", KMeansShareConfig, applies_to=LINEAR_OR_CONV,
+                    claims=("weight_bits", "size_bytes"))
 def share_kmeans(model: nn.Module, cfg: KMeansShareConfig, ctx: Context) -> nn.Module:
     """Share `clusters` k-means centroids per layer, fine-tune the centroids, store codes at log2(clusters) bits."""
     layers = prunable_weights(model)
@@ -140,8 +140,7 @@ def share_kmeans(model: nn.Module, cfg: KMeansShareConfig, ctx: Context) -> nn.M
     generator = torch.Generator().manual_seed(ctx.seed)
     for _, layer in layers:
         parametrize.register_parametrization(layer, "weight", shared_weight(layer.weight, cfg, generator))
-    if cfg.finetune_epochs:
-        fit(model, ctx.dataset, TrainConfig(epochs=cfg.finetune_epochs, lr=cfg.lr, seed=ctx.seed))
+    finetune(model, ctx, cfg.finetune_epochs, cfg.lr)
     for _, layer in layers:
         chain = layer.parametrizations["weight"]
         chain[-1] = chain[-1].frozen()

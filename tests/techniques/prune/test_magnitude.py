@@ -74,16 +74,16 @@ def test_per_layer_overrides(digits, trained_mlp):
 def test_gradual_masks_follow_the_cubic_schedule(monkeypatch, digits, trained_mlp):
     """After optimizer step t of an n-step ramp, a layer has round(cubic_sparsity(s, t / n) * size) zeros."""
     seen = []
-    real_fit = magnitude.fit
+    real_finetune = magnitude.finetune
 
-    def recording_fit(model, data, cfg, **options):
+    def recording_finetune(model, ctx, epochs, lr, **options):
         def on_step(step):
             options["on_step"](step)
             seen.append(int((model.get_submodule("1").weight == 0).sum()))
 
-        return real_fit(model, data, cfg, **{**options, "on_step": on_step})
+        return real_finetune(model, ctx, epochs, lr, **{**options, "on_step": on_step})
 
-    monkeypatch.setattr(magnitude, "fit", recording_fit)
+    monkeypatch.setattr(magnitude, "finetune", recording_finetune)
     apply_steps(trained_mlp, digits, ["prune.magnitude:sparsity=0.8,schedule=gradual,finetune_epochs=2"])
     ramp = math.ceil(2 * magnitude.GRADUAL_RAMP_FRACTION) * len(seen) // 2  # whole epochs of the two
     numel = sizes(trained_mlp.module)["1"]

@@ -72,7 +72,7 @@ def test_round_trip_is_exact_and_files_grow_with_points(tmp_path, digits, traine
     for points in (1, 2, 3):
         model = apply_steps(trained_mlp, digits, [f"quantize.multipoint:points={points},epsilon=0.25"])
         sizes.append(save(model, tmp_path / f"p{points}.wlz"))
-        loaded = load(tmp_path / f"p{points}.wlz")
+        loaded = load(tmp_path / f"p{points}.wlz", keep_parametrizations=True)
         with torch.no_grad():
             assert torch.equal(loaded.module(x), model.module(x))
         assert packed_bits(loaded.module) == {"1.weight": 4, "3.weight": 4}  # 9 grid values: 4 bits per point

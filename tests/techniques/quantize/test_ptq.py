@@ -75,7 +75,7 @@ def test_save_load_gives_identical_outputs(tmp_path, digits, trained_mlp, step):
     q = apply_steps(trained_mlp, digits, [f"quantize.ptq:bits=4,{step}"])
     x = torch.as_tensor(digits.X_test[:50])
     save(q, tmp_path / "q.wlz")
-    loaded = load(tmp_path / "q.wlz")
+    loaded = load(tmp_path / "q.wlz", keep_parametrizations=True)
     with torch.no_grad():
         assert torch.equal(loaded.module(x), q.module(x))
     assert packed_bits(loaded.module) == packed_bits(q.module)

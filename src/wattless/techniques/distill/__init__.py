@@ -3,10 +3,3 @@
 ``distill.hinton`` (soft targets, Hinton et al., 2015) and ``distill.fitnets`` (a hint for a middle layer,
 then soft targets, Romero et al., 2015); the students are described in :mod:`.student`.
 """
-
-from . import fitnets, hinton  # noqa: F401  (registers the techniques)
-from .fitnets import FitNetsConfig
-from .hinton import HintonConfig
-from .student import DistillConfig, build_student
-
-__all__ = ["DistillConfig", "FitNetsConfig", "HintonConfig", "build_student"]

@@ -24,10 +24,10 @@ from pydantic import ConfigDict, Field
 from torch import nn
 
 from ...errors import ConfigError
-from ...train import seed_everything
-from .._registry import Context, register_technique
+from ...train import TrainConfig, fit, seed_everything
+from .._registry import Applied, Context, register_technique
 from .hinton import train_on_soft_targets
-from .student import DistillConfig, build_student
+from .student import DistillConfig, build_student, narrowable, student_architecture
 
 HINT_CACHE_BYTES = 256 * 2**20
 """Teacher hints for the whole training split are computed once when they take less than this (bytes),
@@ -144,8 +144,20 @@ def hint_source(teacher: nn.Module, layer: str, pool: nn.Module,
     return lambda idx: cache[idx]
 
 
+class GuidedToHint(nn.Module):
+    """The student up to its guided layer, then the regressor: what the hint stage trains."""
+
+    def __init__(self, student: nn.Module, guided: str, regressor: nn.Module):
+        super().__init__()
+        self.student, self.guided, self.regressor = student, guided, regressor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.regressor(layer_output(self.student, self.guided, x))
+
+
 def hint_stage(student: nn.Module, teacher: nn.Module, cfg: FitNetsConfig, ctx: Context) -> tuple[float, float]:
-    """Stage 1: train the student up to its guided layer (and a regressor) to predict the teacher's hint.
+    """Stage 1: train the student up to its guided layer (and a regressor) to predict the teacher's hint, with
+    the one training loop (:func:`wattless.train.fit`, a hint loss, no validation metric, constant rate).
 
     Returns the hint MSE over the training split before and after, in the hint's squared units.
     """
@@ -157,35 +169,30 @@ def hint_stage(student: nn.Module, teacher: nn.Module, cfg: FitNetsConfig, ctx: 
     seed_everything(ctx.seed)
     regressor, pool = make_regressor(guided_shape, hint_shape)
     hints = hint_source(teacher, hint_name, pool, X)
-
-    def batch_mse(idx: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(regressor(layer_output(student, guided_name, X[idx])), hints(idx))
+    guided = GuidedToHint(student, guided_name, regressor)
 
     def split_mse() -> float:
-        with evaluating(student), torch.no_grad():
+        with evaluating(guided), torch.no_grad():
             batches = torch.arange(len(X)).split(_PASS_BATCH)
-            return sum(float(batch_mse(idx)) * len(idx) for idx in batches) / max(len(X), 1)
+            return sum(float(F.mse_loss(guided(X[idx]), hints(idx))) * len(idx) for idx in batches) / max(len(X), 1)
 
     before = split_mse()
     # the forward pass stops at the guided layer, so only the layers up to it (and the regressor) get gradients
-    optimizer = torch.optim.Adam([*student.parameters(), *regressor.parameters()], lr=cfg.hint_lr)
-    order = torch.Generator().manual_seed(ctx.seed)
+    fit(guided, ctx.dataset, TrainConfig(epochs=cfg.hint_epochs, lr=cfg.hint_lr, batch_size=cfg.batch_size,
+                                         schedule="none", seed=ctx.seed),
+        loss=lambda outputs, idx: F.mse_loss(outputs, hints(idx)), validate=False)
     student.train()
-    for _ in range(cfg.hint_epochs):
-        for idx in torch.randperm(len(X), generator=order).split(cfg.batch_size):
-            optimizer.zero_grad(set_to_none=True)
-            batch_mse(idx).backward()
-            optimizer.step()
     return before, split_mse()
 
 
-@register_technique("distill.fitnets", FitNetsConfig)
-def distill_fitnets(model: nn.Module, cfg: FitNetsConfig, ctx: Context) -> nn.Module:
+@register_technique("distill.fitnets", FitNetsConfig, applies_to=narrowable,
+                    claims=("params", "macs", "size_bytes"))
+def distill_fitnets(model: nn.Module, cfg: FitNetsConfig, ctx: Context) -> Applied:
     """Guide a student's middle layer by the teacher's (hint stage), then distill soft targets (Romero et al.)."""
     student = build_student(model, cfg, ctx)
     hint_stage(student, model, cfg, ctx)
     train_on_soft_targets(student, model, cfg, ctx)
-    return student
+    return Applied(student, student_architecture(cfg, ctx))
 
 
 def _device_of(model: nn.Module) -> torch.device:

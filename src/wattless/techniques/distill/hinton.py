@@ -20,8 +20,8 @@ from torch import nn
 
 from ...data import Dataset
 from ...train import BatchLoss, TrainConfig, fit, predict
-from .._registry import Context, register_technique
-from .student import DistillConfig, build_student
+from .._registry import Applied, Context, register_technique
+from .student import DistillConfig, build_student, narrowable, student_architecture
 
 
 class HintonConfig(DistillConfig):
@@ -60,9 +60,10 @@ def train_on_soft_targets(student: nn.Module, teacher: nn.Module, cfg: DistillCo
                loss=distillation_loss(targets, ctx.dataset, cfg.temperature, cfg.alpha))
 
 
-@register_technique("distill.hinton", HintonConfig)
-def distill_hinton(model: nn.Module, cfg: HintonConfig, ctx: Context) -> nn.Module:
+@register_technique("distill.hinton", HintonConfig, applies_to=narrowable,
+                    claims=("params", "macs", "size_bytes"))
+def distill_hinton(model: nn.Module, cfg: HintonConfig, ctx: Context) -> Applied:
     """Train a smaller student on the teacher's softened outputs and the labels (Hinton et al., 2015)."""
     student = build_student(model, cfg, ctx)
     train_on_soft_targets(student, model, cfg, ctx)
-    return student
+    return Applied(student, student_architecture(cfg, ctx))

@@ -15,10 +15,10 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ...errors import ConfigError
-from ...models import build_model, check_input_shape, is_import_path, list_models
+from ...models import build_model, check_input_shape, is_import_path, list_models, spec_for
 from ...train import seed_everything
 from .._registry import Context, TechniqueConfig
-from ..prune.structured import StructuredPruneConfig, prune_structured
+from ..prune.structured import StructuredPruneConfig, prunable_reason, prune_structured
 
 TEACHER_STUDENTS = ("teacher-pruned", "teacher-copy")
 """Students derived from the teacher's own architecture; any other student is a zoo model name."""
@@ -83,13 +83,22 @@ def build_student(teacher: nn.Module, cfg: DistillConfig, ctx: Context) -> nn.Mo
     return student
 
 
-def zoo_student(name: str, kwargs: dict[str, Any], ctx: Context) -> nn.Module:
-    """Zoo model ``name`` built for ``ctx.dataset`` from seed ``ctx.seed``, carrying its architecture spec."""
-    from ...api import NEW_SPEC_ATTRIBUTE, model_spec  # the api imports the techniques
+def student_architecture(cfg: DistillConfig, ctx: Context) -> dict[str, Any] | None:
+    """The architecture spec of a zoo student (its file builds that model), or None for a teacher-derived one
+    (its file builds the teacher's architecture and replays the narrowing)."""
+    return None if cfg.student in TEACHER_STUDENTS else spec_for(cfg.student, ctx.dataset, cfg.student_kwargs)
 
-    spec = model_spec(name, ctx.dataset, kwargs)
+
+def zoo_student(name: str, kwargs: dict[str, Any], ctx: Context) -> nn.Module:
+    """Zoo model ``name`` built for ``ctx.dataset`` from seed ``ctx.seed``."""
     seed_everything(ctx.seed)
-    student = build_model(spec)
+    student = build_model(spec_for(name, ctx.dataset, kwargs))
     check_input_shape(student, ctx.dataset.input_shape)
-    setattr(student, NEW_SPEC_ATTRIBUTE, spec)  # apply_steps moves it into the model file's metadata
     return student
+
+
+def narrowable(model: nn.Module) -> str | None:
+    """``applies_to`` of the distillations: the default student, the teacher narrowed by structured pruning,
+    needs a model Torch-Pruning can narrow (or give a zoo student)."""
+    reason = prunable_reason(model)
+    return None if reason is None else f"its default student narrows the teacher, and {reason}; give a zoo student"

@@ -1,4 +1,2 @@
 """Low-rank factorization: a layer replaced by a few smaller ones (SVD for Linear, Tucker-2 and CP for Conv2d),
 recorded as structural edits so the factorized model loads from its file."""
-
-from . import cp, svd, tucker  # noqa: F401  (registers factorize.cp, factorize.svd, factorize.tucker)

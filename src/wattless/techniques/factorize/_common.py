@@ -12,8 +12,8 @@ from torch.nn.utils import parametrize
 
 from ...errors import ConfigError
 from ...structure import record_edit
-from ...train import TrainConfig, fit
 from .._registry import Context, TechniqueConfig
+from .._registry import finetune as finetune_weights
 
 
 class FactorizeConfig(TechniqueConfig):
@@ -40,6 +40,11 @@ class FactorizeConfig(TechniqueConfig):
         if len(given) != 1:
             raise ValueError(f"give exactly one of {', '.join(self.RANK_RULES)}; got {', '.join(given) or 'none'}")
         return self
+
+
+def having(supported: Callable[[nn.Module], bool], what: str) -> Callable[[nn.Module], str | None]:
+    """``applies_to`` of a factorization: the model needs a layer that ``supported`` accepts (``what``)."""
+    return lambda model: None if any(supported(m) for m in model.modules()) else f"it has no {what} to factorize"
 
 
 def select_layers(model: nn.Module, cfg: FactorizeConfig, supported: Callable[[nn.Module], bool], what: str,
@@ -117,5 +122,4 @@ def factorize_layers(model: nn.Module, cfg: FactorizeConfig, ctx: Context, layer
 
 def finetune(model: nn.Module, cfg: FactorizeConfig, ctx: Context) -> None:
     """Fine-tune all weights for ``cfg.finetune_epochs`` epochs (none: the model is left as factorized)."""
-    if cfg.finetune_epochs:
-        fit(model, ctx.dataset, TrainConfig(epochs=cfg.finetune_epochs, lr=cfg.lr, seed=ctx.seed))
+    finetune_weights(model, ctx, cfg.finetune_epochs, cfg.lr)

@@ -18,7 +18,15 @@ from torch import nn
 
 from ...structure import register_edit
 from .._registry import Context, register_technique
-from ._common import FactorizeConfig, check_rank, factorize_layers, layer_to_replay, replace_layer, select_layers
+from ._common import (
+    FactorizeConfig,
+    check_rank,
+    factorize_layers,
+    having,
+    layer_to_replay,
+    replace_layer,
+    select_layers,
+)
 from .tucker import is_dense_conv
 
 ALS_ITERATIONS, ALS_TOLERANCE = 500, 1e-9
@@ -88,7 +96,8 @@ def cp_conv(conv: nn.Conv2d, rank: int, seed: int = 0) -> nn.Sequential:
     return layers
 
 
-@register_technique("factorize.cp", CPConfig)
+@register_technique("factorize.cp", CPConfig, applies_to=having(is_dense_conv, "Conv2d layers with groups=1"),
+                    claims=("params", "macs", "size_bytes"))
 def factorize_cp(model: nn.Module, cfg: CPConfig, ctx: Context) -> nn.Module:
     """Replace Conv2d layers by 1x1, depthwise kx1 and 1xk, and 1x1 convolutions (CP), then fine-tune."""
     def plan(name: str, conv: nn.Conv2d):

@@ -15,7 +15,15 @@ from torch import nn
 
 from ...structure import register_edit
 from .._registry import Context, register_technique
-from ._common import FactorizeConfig, check_rank, factorize_layers, layer_to_replay, replace_layer, select_layers
+from ._common import (
+    FactorizeConfig,
+    check_rank,
+    factorize_layers,
+    having,
+    layer_to_replay,
+    replace_layer,
+    select_layers,
+)
 
 
 class SVDConfig(FactorizeConfig):
@@ -67,7 +75,9 @@ def svd_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
     return layers
 
 
-@register_technique("factorize.svd", SVDConfig)
+@register_technique("factorize.svd", SVDConfig,
+                    applies_to=having(lambda module: isinstance(module, nn.Linear), "Linear layers"),
+                    claims=("params", "macs", "size_bytes"))
 def factorize_svd(model: nn.Module, cfg: SVDConfig, ctx: Context) -> nn.Module:
     """Replace Linear layers by two low-rank Linear layers (truncated SVD), then fine-tune."""
     all_linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]

@@ -19,7 +19,15 @@ from torch import nn
 
 from ...structure import register_edit
 from .._registry import Context, register_technique
-from ._common import FactorizeConfig, check_rank, factorize_layers, layer_to_replay, replace_layer, select_layers
+from ._common import (
+    FactorizeConfig,
+    check_rank,
+    factorize_layers,
+    having,
+    layer_to_replay,
+    replace_layer,
+    select_layers,
+)
 from .vbmf import vbmf_rank
 
 Rank = Annotated[int, Field(ge=1)]
@@ -84,7 +92,9 @@ def tucker2_conv(conv: nn.Conv2d, r_in: int, r_out: int) -> nn.Sequential:
     return layers
 
 
-@register_technique("factorize.tucker", TuckerConfig)
+@register_technique("factorize.tucker", TuckerConfig,
+                    applies_to=having(is_dense_conv, "Conv2d layers with groups=1"),
+                    claims=("params", "macs", "size_bytes"))
 def factorize_tucker(model: nn.Module, cfg: TuckerConfig, ctx: Context) -> nn.Module:
     """Replace Conv2d layers by 1x1, core and 1x1 convolutions (Tucker-2), then fine-tune."""
     def plan(name: str, conv: nn.Conv2d):

@@ -1,3 +1,1 @@
-"""Pruning techniques."""
-
-from . import magnitude, nm, structured  # noqa: F401  (registers prune.magnitude, prune.nm, prune.structured)
+"""Pruning techniques: unstructured magnitude, N:M, and structured (channels removed, the model shrinks)."""

@@ -28,10 +28,11 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ...errors import ConfigError
-from ...train import TrainConfig, fit, steps_per_epoch
-from .._registry import Context, TechniqueConfig, register_technique
+from ...train import TrainConfig, steps_per_epoch
+from .._registry import Context, TechniqueConfig, finetune, layers_of, register_technique
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+LINEAR_OR_CONV = layers_of(*PRUNABLE, what="Linear or Conv layer")
 GRADUAL_RAMP_FRACTION = 0.5
 """Share of the fine-tuning epochs (rounded up to whole epochs) over which the gradual schedule prunes."""
 
@@ -160,15 +161,6 @@ def _prune_at(model: nn.Module, cfg: MagnitudePruneConfig, ramp: Callable[[float
                                      {name: ramp(s) for name, s in cfg.layer_sparsity.items()}))
 
 
-def _finetune(model: nn.Module, cfg: MagnitudePruneConfig, ctx: Context, epochs: int, **fit_options) -> None:
-    if epochs:
-        fit(model, ctx.dataset, _train_config(cfg, ctx, epochs), **fit_options)
-
-
-def _train_config(cfg: MagnitudePruneConfig, ctx: Context, epochs: int) -> TrainConfig:
-    return TrainConfig(epochs=epochs, lr=cfg.lr, seed=ctx.seed)
-
-
 def _epochs_per_round(total: int, rounds: int) -> list[int]:
     """``total`` epochs shared out over ``rounds``, the later rounds (the sparser ones) taking the remainder."""
     base, extra = divmod(total, rounds)
@@ -177,17 +169,18 @@ def _epochs_per_round(total: int, rounds: int) -> list[int]:
 
 def _prune_gradual(model: nn.Module, cfg: MagnitudePruneConfig, ctx: Context) -> None:
     ramp_epochs = math.ceil(cfg.finetune_epochs * GRADUAL_RAMP_FRACTION)
-    ramp_steps = ramp_epochs * steps_per_epoch(ctx.dataset, _train_config(cfg, ctx, cfg.finetune_epochs))
+    ramp_steps = ramp_epochs * steps_per_epoch(ctx.dataset, TrainConfig(epochs=cfg.finetune_epochs, lr=cfg.lr))
     _prune_at(model, cfg, lambda final: 0.0)  # all-ones masks: the parametrizations the ramp updates
 
     def on_step(step: int) -> None:
         if step <= ramp_steps:
             _prune_at(model, cfg, lambda final: cubic_sparsity(final, step / ramp_steps))
 
-    _finetune(model, cfg, ctx, cfg.finetune_epochs, on_step=on_step, best_from_epoch=ramp_epochs)
+    finetune(model, ctx, cfg.finetune_epochs, cfg.lr, on_step=on_step, best_from_epoch=ramp_epochs)
 
 
-@register_technique("prune.magnitude", MagnitudePruneConfig)
+@register_technique("prune.magnitude", MagnitudePruneConfig, applies_to=LINEAR_OR_CONV,
+                    claims=("nonzero_params", "size_bytes"))
 def prune_magnitude(model: nn.Module, cfg: MagnitudePruneConfig, ctx: Context) -> nn.Module:
     """Zero the smallest weights (one-shot, iterative or gradual; per layer or global), fine-tuning with masks held."""
     final_masks = magnitude_masks(model, cfg.sparsity, cfg.scope, cfg.layer_sparsity)  # bad layers fail here, early
@@ -196,8 +189,8 @@ def prune_magnitude(model: nn.Module, cfg: MagnitudePruneConfig, ctx: Context) -
     elif cfg.schedule == "iterative":
         for round_, epochs in enumerate(_epochs_per_round(cfg.finetune_epochs, cfg.steps), start=1):
             _prune_at(model, cfg, lambda final, k=round_: geometric_sparsity(final, k / cfg.steps))
-            _finetune(model, cfg, ctx, epochs)
+            finetune(model, ctx, epochs, cfg.lr)
     else:
         set_masks(model, final_masks)
-        _finetune(model, cfg, ctx, cfg.finetune_epochs)
+        finetune(model, ctx, cfg.finetune_epochs, cfg.lr)
     return model

@@ -17,9 +17,8 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from ...errors import ConfigError
-from ...train import TrainConfig, fit
-from .._registry import Context, TechniqueConfig, register_technique
-from .magnitude import prunable_weights, set_masks
+from .._registry import Context, TechniqueConfig, finetune, register_technique
+from .magnitude import LINEAR_OR_CONV, prunable_weights, set_masks
 
 
 class NMPruneConfig(TechniqueConfig):
@@ -46,7 +45,8 @@ def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
     return mask.reshape(shape).movedim(-1, 1)
 
 
-@register_technique("prune.nm", NMPruneConfig)
+@register_technique("prune.nm", NMPruneConfig, applies_to=LINEAR_OR_CONV,
+                    claims=("nonzero_params", "size_bytes"))
 def prune_nm(model: nn.Module, cfg: NMPruneConfig, ctx: Context) -> nn.Module:
     """Keep the N largest of every M consecutive input weights (2:4 by default), then fine-tune with masks held."""
     layers = prunable_weights(model)
@@ -59,6 +59,5 @@ def prune_nm(model: nn.Module, cfg: NMPruneConfig, ctx: Context) -> nn.Module:
         warnings.warn(f"prune.nm {cfg.n}:{cfg.m}: left dense, input size not divisible by {cfg.m}: "
                       f"{', '.join(skipped)}", stacklevel=2)
     set_masks(model, {name: nm_mask(layer.weight, cfg.n, cfg.m) for name, layer in fitting})
-    if cfg.finetune_epochs:
-        fit(model, ctx.dataset, TrainConfig(epochs=cfg.finetune_epochs, lr=cfg.lr, seed=ctx.seed))
+    finetune(model, ctx, cfg.finetune_epochs, cfg.lr)
     return model

@@ -27,8 +27,7 @@ from torch.nn.utils import parametrize
 from ...data import Dataset
 from ...errors import ConfigError
 from ...structure import record_edit, register_edit
-from ...train import TrainConfig, fit
-from .._registry import Context, TechniqueConfig, register_technique
+from .._registry import Context, TechniqueConfig, finetune, register_technique
 from .channel_importance import l1_scores, taylor_scores, thinet_scores
 
 CALIBRATION_SAMPLES = 512
@@ -52,7 +51,13 @@ class StructuredPruneConfig(TechniqueConfig):
     ignore: list[str] = Field(default_factory=list, description="layers (and children) whose outputs keep all channels")
 
 
-@register_technique("prune.structured", StructuredPruneConfig)
+def _structured_applies_to(model: nn.Module) -> str | None:
+    reason = prunable_reason(model)
+    return None if reason is None else f"Torch-Pruning cannot narrow {reason}"
+
+
+@register_technique("prune.structured", StructuredPruneConfig, applies_to=_structured_applies_to,
+                    claims=("params", "macs", "size_bytes"))
 def prune_structured(model: nn.Module, cfg: StructuredPruneConfig, ctx: Context) -> nn.Module:
     """Remove a fraction of every layer's channels (the model shrinks), keeping coupled layers consistent."""
     check_prunable(model)
@@ -79,28 +84,34 @@ def prune_structured(model: nn.Module, cfg: StructuredPruneConfig, ctx: Context)
     history = [[name, bool(is_output), [int(i) for i in idxs]] for name, is_output, idxs in graph.pruning_history()]
     record_edit(model, {"kind": "torch_pruning", "input_shape": list(input_shape), "history": history})
     model.train(was_training)
-    if cfg.finetune_epochs:
-        fit(model, ctx.dataset, TrainConfig(epochs=cfg.finetune_epochs, lr=cfg.lr, seed=ctx.seed))
+    finetune(model, ctx, cfg.finetune_epochs, cfg.lr)
     return model
 
 
 def check_prunable(model: nn.Module) -> None:
-    """Refuse layers Torch-Pruning cannot keep consistent: custom modules with weights of their own, and
-    parametrized (masked or quantized) layers, whose stored tensors would no longer match."""
+    """Refuse (ConfigError) a model :func:`prunable_reason` says Torch-Pruning cannot keep consistent."""
+    reason = prunable_reason(model)
+    if reason is not None:
+        raise ConfigError(f"prune.structured cannot prune {reason}")
+
+
+def prunable_reason(model: nn.Module) -> str | None:
+    """Why Torch-Pruning cannot keep ``model`` consistent, or None: custom modules with weights of their own,
+    parametrized (masked or quantized) layers, whose stored tensors would no longer match, grouped convolutions."""
     for name, module in model.named_modules():
         if parametrize.is_parametrized(module):
-            raise ConfigError(f"prune.structured cannot prune layer {name!r}: it is masked or quantized by an earlier "
-                              "step; put prune.structured first in the recipe")
+            return (f"layer {name!r}: it is masked or quantized by an earlier step; put prune.structured first in "
+                    "the recipe")
         own_weights = next(module.parameters(recurse=False), None) is not None
         if own_weights and tp.ops.module2type(module) == _OPTYPE.ELEMENTWISE:
-            raise ConfigError(f"prune.structured cannot prune layer {name or '<model>'!r} ({type(module).__name__}): "
-                              "it has weights of its own that Torch-Pruning has no rule for (it handles Linear, Conv, "
-                              "BatchNorm, LayerNorm, GroupNorm, PReLU, Embedding, LSTM, MultiheadAttention); "
-                              "use prune.magnitude or prune.nm on this model")
+            return (f"layer {name or '<model>'!r} ({type(module).__name__}): it has weights of its own that "
+                    "Torch-Pruning has no rule for (it handles Linear, Conv, BatchNorm, LayerNorm, GroupNorm, PReLU, "
+                    "Embedding, LSTM, MultiheadAttention); use prune.magnitude or prune.nm on this model")
         if isinstance(module, nn.modules.conv._ConvNd) and 1 < module.groups != module.out_channels:
-            raise ConfigError(f"prune.structured cannot prune layer {name!r}: a grouped convolution ({module.groups} "
-                              "groups) must lose channels evenly in every group, which Torch-Pruning's dependency "
-                              "graph does not do; use prune.magnitude or prune.nm, or groups=1")
+            return (f"layer {name!r}: a grouped convolution ({module.groups} groups) must lose channels evenly in "
+                    "every group, which Torch-Pruning's dependency graph does not do; use prune.magnitude or "
+                    "prune.nm, or groups=1")
+    return None
 
 
 def channels_to_remove(channels: int, ratio: float, round_to: int | None, layer: str) -> int:

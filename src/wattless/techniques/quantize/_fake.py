@@ -15,7 +15,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ...packed import AffineWeight
+from ...packed import AffineWeight, channel_view
+from ...structure import register_attachment
 
 TINY = 1e-12
 """Smallest step size: keeps all-zero channels and constant activations finite."""
@@ -36,11 +37,6 @@ def straight_through(hard: torch.Tensor, surrogate: torch.Tensor) -> torch.Tenso
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """Round to the nearest integer (ties to even), passing the gradient through unchanged."""
     return straight_through(x.round(), x)
-
-
-def channel_view(values: torch.Tensor, ndim: int) -> torch.Tensor:
-    """Per-output-channel values (C,) shaped to broadcast over a weight of ``ndim`` dims; scalars as they are."""
-    return values.reshape(-1, *([1] * (ndim - 1))) if values.dim() == 1 else values
 
 
 def channel_mean(values: torch.Tensor, per_channel: bool = True) -> torch.Tensor:
@@ -203,6 +199,7 @@ def attach_input_quantizer(layer: nn.Module, quantizer: ActivationQuantizer) -> 
         layer.register_forward_pre_hook(quantize_layer_input)
 
 
+@register_attachment(INPUT_QUANT)
 def reattach_activation_quantizers(module: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
     """Before loading a saved state dict: attach an :class:`ActivationQuantizer` to every layer named by a
     ``<layer>.input_quant.scale`` key, so its buffers (including ``bits``) load into it."""

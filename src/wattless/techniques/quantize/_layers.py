@@ -6,8 +6,11 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError, ModelError
+from .._registry import layers_of
 
 QUANTIZABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+QUANTIZABLE_LAYERS = layers_of(*QUANTIZABLE, what="Linear or Conv layer")
+"""``applies_to`` of the weight quantizers."""
 MIN_BITS, MAX_BITS = 1, 16
 
 

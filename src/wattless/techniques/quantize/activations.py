@@ -19,7 +19,7 @@ from torch import nn
 from ...errors import DataError
 from .._registry import Context, TechniqueConfig, register_technique
 from ._fake import ActivationQuantizer, attach_input_quantizer
-from ._layers import quantizable_layers
+from ._layers import QUANTIZABLE_LAYERS, quantizable_layers
 
 Calibration = Literal["minmax", "percentile", "mse"]
 MAX_CALIBRATION_VALUES = 2**20
@@ -103,7 +103,8 @@ def attach_input_quantizers(model: nn.Module, layers: list[tuple[str, nn.Module]
             attach_input_quantizer(layer, quantizer)
 
 
-@register_technique("quantize.activations", ActivationQuantConfig)
+@register_technique("quantize.activations", ActivationQuantConfig, applies_to=QUANTIZABLE_LAYERS,
+                    claims=("bops",))
 def quantize_activations(model: nn.Module, cfg: ActivationQuantConfig, ctx: Context) -> nn.Module:
     """Fake-quantize every Linear/Conv input to `bits` on a range calibrated on training rows."""
     attach_input_quantizers(model, quantizable_layers(model), ctx.dataset.X_train[:cfg.samples], bits=cfg.bits,

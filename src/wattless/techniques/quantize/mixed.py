@@ -11,7 +11,7 @@ With ``unit="channel"`` the allocation unit is an output channel (row) of every 
 layer: the sensitivity of row ``c`` at ``b`` bits is the same damage with only that row quantized (measured
 for every row by :mod:`._rows`, exactly and without a forward pass per row where the model allows), the
 knapsack items are all rows with costs ``row size * bits``, and the result is ``quantize.ptq`` with
-``channel_bits`` (one :class:`~wattless.packed_rows.RowAffineWeight` per layer). Only the uniform
+``channel_bits`` (one :class:`~wattless.packed.RowAffineWeight` per layer). Only the uniform
 per-channel grid (``method`` nearest or midrise, ``landmarks=uniform``, ``granularity=channel``) has rows
 of their own width.
 """
@@ -34,7 +34,7 @@ from ...data import Dataset
 from ...errors import ConfigError, DataError, ModelError
 from ...train import metrics_from_outputs, predict
 from .._registry import Context, TechniqueConfig, get_technique, make_config, register_technique
-from ._layers import MAX_BITS, MIN_BITS, quantizable_layers
+from ._layers import MAX_BITS, MIN_BITS, QUANTIZABLE_LAYERS, quantizable_layers
 from ._rows import damage_function, row_damage
 from .ptq import quantize_weight
 
@@ -263,7 +263,7 @@ def plan_bit_widths(model: nn.Module, cfg: MixedPrecisionConfig, ctx: Context) -
     def quantize_only(trial: nn.Module, layer: str, bits: int) -> nn.Module:
         fields = {"bits": bits, "method": cfg.method, "landmarks": cfg.landmarks, "granularity": cfg.granularity,
                   "skip": [name for name in names if name != layer]}
-        return ptq.apply(trial, make_config("quantize.ptq", fields), ctx)
+        return ptq.apply(trial, make_config("quantize.ptq", fields), ctx).module
 
     costs, budget = _code_costs(sizes, cfg.choices, cfg)
     table = sensitivity_table(model, names, cfg.choices, quantize_only, ctx.dataset, cfg.samples, cfg.sensitivity)
@@ -322,7 +322,8 @@ def plan_channel_bit_widths(model: nn.Module, cfg: MixedPrecisionConfig, ctx: Co
     return ChannelAllocation(names, row_sizes, cfg.choices, tables, chosen)
 
 
-@register_technique("quantize.mixed", MixedPrecisionConfig)
+@register_technique("quantize.mixed", MixedPrecisionConfig, applies_to=QUANTIZABLE_LAYERS,
+                    claims=("weight_bits", "size_bytes"))
 def quantize_mixed(model: nn.Module, cfg: MixedPrecisionConfig, ctx: Context) -> nn.Module:
     """Per-layer (or per-channel) bit widths within a budget, chosen by knapsack from measured sensitivity, then PTQ."""
     fields = {"bits": cfg.choices[-1], "method": cfg.method, "landmarks": cfg.landmarks,
@@ -331,4 +332,4 @@ def quantize_mixed(model: nn.Module, cfg: MixedPrecisionConfig, ctx: Context) ->
         fields["channel_bits"] = plan_channel_bit_widths(model, cfg, ctx).chosen
     else:
         fields["layer_bits"] = plan_bit_widths(model, cfg, ctx).chosen
-    return get_technique("quantize.ptq").apply(model, make_config("quantize.ptq", fields), ctx)
+    return get_technique("quantize.ptq").apply(model, make_config("quantize.ptq", fields), ctx).module

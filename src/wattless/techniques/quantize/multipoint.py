@@ -30,7 +30,7 @@ from torch.nn.utils import parametrize
 
 from ...packed import PackedParts, PackedWeight, _checked_bits, _checked_parts, register_packed
 from .._registry import Context, TechniqueConfig, register_technique
-from ._layers import MAX_BITS, quantizable_layers
+from ._layers import MAX_BITS, QUANTIZABLE_LAYERS, quantizable_layers
 from .mixed import Allocation, Sensitivity, sensitivity_table, solve_multiple_choice_knapsack
 
 SENSITIVITY_SAMPLES = 1024
@@ -157,7 +157,8 @@ def plan_points(model: nn.Module, cfg: MultipointConfig, ctx: Context) -> Alloca
     return Allocation(names, sizes, options, table, {n: options[j] for n, j in zip(names, picks, strict=True)})
 
 
-@register_technique("quantize.multipoint", MultipointConfig)
+@register_technique("quantize.multipoint", MultipointConfig, applies_to=QUANTIZABLE_LAYERS,
+                    claims=("weight_bits", "size_bytes"))
 def quantize_multipoint(model: nn.Module, cfg: MultipointConfig, ctx: Context) -> nn.Module:
     """Approximate each weight as a sum of low-precision grid values (more points for sensitive layers)."""
     layers = quantizable_layers(model, cfg.skip)

@@ -8,7 +8,7 @@ Each weight becomes a :class:`~wattless.packed.PackedWeight` parametrization, so
 quantized weights and the model file stores ``bits``-wide codes. Biases stay float; no fine-tuning.
 
 ``channel_bits`` gives a layer one width per output channel (rows of the uniform per-channel grid, each at
-its own width; stored as a :class:`~wattless.packed_rows.RowAffineWeight`), which ``quantize.mixed`` with
+its own width; stored as a :class:`~wattless.packed.RowAffineWeight`), which ``quantize.mixed`` with
 ``unit=channel`` fills in.
 """
 
@@ -34,7 +34,7 @@ from ._grids import (
     uniform_step,
     value_range,
 )
-from ._layers import MAX_BITS, MIN_BITS, QUANTIZABLE, quantizable_layers
+from ._layers import MAX_BITS, MIN_BITS, QUANTIZABLE, QUANTIZABLE_LAYERS, quantizable_layers
 
 Bits = Annotated[int, Field(ge=MIN_BITS, le=MAX_BITS)]
 
@@ -147,7 +147,8 @@ def quantize_rows(weight: torch.Tensor, row_bits: list[int], cfg: PTQConfig) -> 
     return RowAffineWeight(codes, widths, scale, offset)
 
 
-@register_technique("quantize.ptq", PTQConfig)
+@register_technique("quantize.ptq", PTQConfig, applies_to=QUANTIZABLE_LAYERS,
+                    claims=("weight_bits", "size_bytes"))
 def quantize_ptq(model: nn.Module, cfg: PTQConfig, ctx: Context) -> nn.Module:
     """Round every Linear/Conv weight onto 2^bits values (midrise grid or landmark set), no retraining."""
     _check_layer_names(model, cfg)

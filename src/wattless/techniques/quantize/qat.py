@@ -14,14 +14,13 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ...train import TrainConfig, fit
-from .._registry import Context, TechniqueConfig, register_technique
+from .._registry import Context, TechniqueConfig, finetune, register_technique
 from ._fake import FakeQuantWeight, UniformWeight, freeze_fake_quantizers
-from ._layers import quantizable_layers
+from ._layers import QUANTIZABLE_LAYERS, quantizable_layers
 from .activations import attach_input_quantizers
 
 ACTIVATION_CALIBRATION_SAMPLES = 512
@@ -35,13 +34,14 @@ class QATConfig(TechniqueConfig):
     method: Literal["ste", "lsq"] = Field("lsq", description="fixed max-based step (ste) or learned step (lsq)")
     activations: bool = Field(False, description="fake-quantize layer inputs too")
     act_bits: int = Field(8, ge=2, le=16, description="activation bits when activations=true")
-    epochs: int = Field(3, ge=0, le=1000, description="fine-tuning epochs")
+    finetune_epochs: int = Field(3, ge=0, le=1000, validation_alias=AliasChoices("finetune_epochs", "epochs"),
+                                 description="quantization-aware fine-tuning epochs (``epochs`` is accepted too)")
     lr: float = Field(1e-3, gt=0, description="fine-tuning learning rate")
     granularity: Literal["tensor", "channel"] = "channel"
 
 
 def train_and_freeze(model: nn.Module, layers: list[tuple[str, nn.Module]],
-                     quantizer_for: Callable[[torch.Tensor], FakeQuantWeight], *, epochs: int, lr: float,
+                     quantizer_for: Callable[[torch.Tensor], FakeQuantWeight], *, finetune_epochs: int, lr: float,
                      ctx: Context, act_bits: int | None = None) -> nn.Module:
     """Put ``quantizer_for(weight)`` on every layer's weight (and, with ``act_bits``, a tracked quantizer on its
     input), fine-tune with :func:`wattless.train.fit`, then freeze the weights into their packed codes."""
@@ -50,17 +50,17 @@ def train_and_freeze(model: nn.Module, layers: list[tuple[str, nn.Module]],
     if act_bits is not None:
         attach_input_quantizers(model, layers, ctx.dataset.X_train[:ACTIVATION_CALIBRATION_SAMPLES], bits=act_bits,
                                 momentum=ACTIVATION_MOMENTUM)
-    if epochs:
-        fit(model, ctx.dataset, TrainConfig(epochs=epochs, lr=lr, seed=ctx.seed))
+    finetune(model, ctx, finetune_epochs, lr)
     freeze_fake_quantizers(model)
     return model.eval()
 
 
-@register_technique("quantize.qat", QATConfig)
+@register_technique("quantize.qat", QATConfig, applies_to=QUANTIZABLE_LAYERS,
+                    claims=("weight_bits", "size_bytes"))
 def quantize_qat(model: nn.Module, cfg: QATConfig, ctx: Context) -> nn.Module:
     """Quantization-aware training (STE or learned step size), weights frozen to `bits`-bit codes."""
     return train_and_freeze(
         model, quantizable_layers(model),
         lambda weight: UniformWeight(weight, cfg.bits, learned_step=cfg.method == "lsq",
                                      per_channel=cfg.granularity == "channel"),
-        epochs=cfg.epochs, lr=cfg.lr, ctx=ctx, act_bits=cfg.act_bits if cfg.activations else None)
+        finetune_epochs=cfg.finetune_epochs, lr=cfg.lr, ctx=ctx, act_bits=cfg.act_bits if cfg.activations else None)

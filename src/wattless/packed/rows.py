@@ -6,14 +6,14 @@ mixed precision can give a sensitive output channel more bits than its neighbour
 ``row_bits`` (one byte per row) and, for each distinct width ``b``, the codes of the rows of that width
 bit-packed at ``b`` bits as part ``codes_b<b>`` (rows in their original order), plus ``scale`` and ``offset``.
 
-Imported at the end of :mod:`wattless.packed`, so the kind is registered whenever packed weights are.
+Imported by :mod:`wattless.packed`, so the kind is registered whenever packed weights are.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .packed import PackedParts, PackedWeight, _channel_view, _checked_bits, register_packed
+from ._base import PackedParts, PackedWeight, _checked_bits, channel_view, register_packed
 
 _CODE_PART = "codes_b"
 
@@ -63,7 +63,7 @@ class RowAffineWeight(PackedWeight):
 
     def decode(self) -> torch.Tensor:
         ndim = self.codes.dim()
-        return self.codes.float() * _channel_view(self.scale, ndim) + _channel_view(self.offset, ndim)
+        return self.codes.float() * channel_view(self.scale, ndim) + channel_view(self.offset, ndim)
 
     def widths(self) -> list[int]:
         """The distinct row widths, ascending."""

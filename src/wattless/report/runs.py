@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 
-from ..report.format import MISSING, format_bytes, format_energy, format_number, format_ratio, format_seconds_ms
+from .format import MISSING, format_bytes, format_energy, format_number, format_ratio, format_seconds_ms
+from .narrow import narrow_tables
 
 STATUS_STYLE = {"done": "green", "failed": "red", "running": "yellow", "pending": "dim"}
 
@@ -19,22 +20,19 @@ def quality_text(row: dict[str, Any]) -> str:
     return f"RMSE {row['rmse']:.4g}" if row.get("rmse") is not None else MISSING
 
 
-def runs_table(rows: list[dict[str, Any]], *, title: str | None = None) -> Table:
-    """One line per run: identity, status, headline metrics (latency: the fastest engine's median)."""
-    table = Table(title=title)
-    for name in ("id", "key", "study", "status", "model", "dataset", "recipe", "seed", "quality", "size", "ratio",
-                 "energy/sample", "latency b1", "latency b256", "seconds"):
-        table.add_column(name, justify="right" if name in ("id", "seed", "size", "ratio", "seconds") else "left")
-    for row in rows:
-        status = row["status"]
-        table.add_row(
-            str(row["id"]), (row.get("key") or MISSING)[:10], row.get("study") or MISSING,
-            f"[{STATUS_STYLE.get(status, '')}]{status}[/]", row.get("model") or MISSING, row.get("dataset") or MISSING,
-            row.get("recipe_name") or MISSING, format_number(row.get("seed"), "d"), quality_text(row),
-            format_bytes(row.get("size_bytes")), format_ratio(row.get("compression_ratio")),
-            format_energy(row.get("energy_j_per_sample")), format_seconds_ms(row.get("latency_b1_ms")),
-            format_seconds_ms(row.get("latency_b256_ms")), format_number(row.get("seconds"), ".1f"))
-    return table
+def runs_table(rows: list[dict[str, Any]], *, title: str | None = None, width: int = 80) -> Group:
+    """One line per run: identity, status, headline metrics (latency: the fastest engine's median), in tables of
+    at most ``width`` columns that each repeat the run's id."""
+    headers = ["id", "key", "study", "status", "model", "dataset", "recipe", "seed", "quality", "size", "ratio",
+               "energy/sample", "latency b1", "latency b256", "seconds"]
+    cells = [[str(row["id"]), (row.get("key") or MISSING)[:10], row.get("study") or MISSING,
+              f"[{STATUS_STYLE.get(row['status'], '')}]{row['status']}[/]", row.get("model") or MISSING,
+              row.get("dataset") or MISSING, row.get("recipe_name") or MISSING, format_number(row.get("seed"), "d"),
+              quality_text(row), format_bytes(row.get("size_bytes")), format_ratio(row.get("compression_ratio")),
+              format_energy(row.get("energy_j_per_sample")), format_seconds_ms(row.get("latency_b1_ms")),
+              format_seconds_ms(row.get("latency_b256_ms")), format_number(row.get("seconds"), ".1f")]
+             for row in rows]
+    return narrow_tables(headers, cells, title=title, left=len(headers), width=width)
 
 
 def run_table(row: dict[str, Any]) -> Table:
@@ -81,6 +79,7 @@ class SweepProgress:
             self.console.print(self._line(info), markup=False, highlight=False, soft_wrap=True)
 
     def _start(self, info: dict[str, Any]) -> None:
+        self.name = info.get("study", self.name)
         busy = f", {info['busy']} running in another sweep" if info["busy"] else ""
         if info["planned"]:
             text = f"{info['planned']} trial(s) to run on {info['workers']} worker(s), {info['skipped']} already done"

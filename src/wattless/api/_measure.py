@@ -1,0 +1,99 @@
+"""Measuring and inspecting models: one record with every figure's provenance, or a per-layer view of a file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..data import Dataset
+from ..errors import ConfigError
+from ..io import WattlessModel, deployable_module
+from ._common import dataset_for, parse_batches, parse_engines
+from ._models import open_model
+
+MAX_THREADS = 256
+MAX_REPEATS = 100_000
+DEFAULT_ENGINES = ("torch", "onnxruntime", "int8")
+
+
+def timing_options(batches: str | Sequence[int], threads: int, repeats: int) -> dict[str, Any]:
+    """Validated ``batches``, ``threads`` and ``repeats`` for the measuring functions."""
+    if not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ConfigError(f"--threads {str(threads)[:20]} must be a whole number from 1 to {MAX_THREADS}")
+    if not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+        raise ConfigError(f"--repeats {str(repeats)[:30]} must be a whole number from 1 to {MAX_REPEATS}")
+    return {"batches": parse_batches(batches), "threads": threads, "repeats": repeats}
+
+
+def file_metadata(path: Path) -> dict[str, Any] | None:
+    """The model metadata a ``.wlz`` or ``.onnx`` file carries (architecture, data set, recipe), or None."""
+    if path.suffix == ".wlz":
+        from ..artifact import read_metadata
+
+        return read_metadata(path)
+    if path.suffix == ".onnx":
+        from ..deploy import read_onnx_metadata
+
+        try:
+            meta = json.loads(read_onnx_metadata(path).get("wattless", "{}"))
+        except json.JSONDecodeError:
+            return None
+        return meta if isinstance(meta, dict) else None
+    return None
+
+
+def measure(model: WattlessModel | str | Path, dataset: Dataset | str | None = None, *,
+            engines: str | Sequence[str] = DEFAULT_ENGINES, batches: str | Sequence[int] = (1, 256), threads: int = 1,
+            repeats: int = 50, architecture: str | None = None, model_kwargs: dict[str, Any] | None = None,
+            trust_code: bool = False, data_dir: str | None = None, target: str | None = None,
+            task: str | None = None, name: str | None = None) -> dict[str, Any]:
+    """One result record (ARCHITECTURE.md keys, each figure with its provenance) for a model in memory, a ``.wlz``
+    or ``.onnx`` file, or plain weights (``.pt``/``.safetensors``) of ``architecture``.
+
+    ``dataset`` defaults to the one the model's metadata names. Accuracy comes from running the very artifact;
+    latency is timed on every engine of ``engines`` at every batch of ``batches``.
+    """
+    from ..measurement.record import measure_module, measure_onnx
+
+    options = {**timing_options(batches, threads, repeats), "engines": parse_engines(engines)}
+    if isinstance(model, WattlessModel):
+        data = dataset_for(dataset, model.meta, data_dir=data_dir, target=target, task=task)
+        record = measure_module(model, data, **options)
+    else:
+        path = Path(model)
+        data = dataset_for(dataset, file_metadata(path), data_dir=data_dir, target=target, task=task)
+        if path.suffix == ".onnx":
+            record = measure_onnx(path, data, **options)
+        else:
+            loaded = open_model(path, model=architecture, dataset=data, model_kwargs=model_kwargs,
+                                trust_code=trust_code)
+            record = measure_module(loaded, data, file_path=path if path.suffix == ".wlz" else None, **options)
+        name = name or path.name
+    if name is not None:
+        record["name"] = name
+    return record
+
+
+def inspect(path: str | Path, *, trust_code: bool = False) -> dict[str, Any]:
+    """What a ``.wlz`` file holds: architecture, data set, recipe, and per layer its shape, parameters, non-zeros,
+    weight/activation bits, bytes in the file, MACs and estimated energy (45 nm, batch 1) with its share."""
+    from ..io import load
+    from ..measurement.ops import count_params
+    from ..measurement.profile import dense_fp32_counts, layer_profile, micronet_score, stored_bytes_by_layer
+
+    loaded = load(path, trust_code=trust_code, keep_parametrizations=True)
+    module = deployable_module(loaded.module)
+    params, nonzero = count_params(module)
+    profile = layer_profile(loaded.module, module, loaded.input_shape)
+    stored = stored_bytes_by_layer(path, [layer["name"] for layer in profile["layers"]])
+    for layer in profile["layers"]:
+        layer["bytes"] = stored.get(layer["name"])
+    energy = {k: v for k, v in profile["energy"].items() if k != "layers"}
+    return {"file": str(path), "size_bytes": Path(path).stat().st_size, "model": loaded.spec, "task": loaded.task,
+            "dataset": (loaded.meta.get("dataset") or {}).get("name"), "seed": loaded.meta.get("seed"),
+            "recipe": loaded.recipe, "params": params, "nonzero_params": nonzero, "macs": profile["macs"],
+            "bops": profile["bops"], "energy_j_per_sample": energy, "micronet": profile["micronet"],
+            "micronet_score": micronet_score(profile["micronet"], dense_fp32_counts(params, profile["macs"])),
+            "layers": profile["layers"]}
