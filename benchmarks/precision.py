@@ -102,7 +102,7 @@ def run(out_dir: Path) -> dict[str, Any]:
         writer.writeheader()
         writer.writerows(rows)
     plot(rows, out_dir / "precision.png")
-    return {"rows": rows, "markdown": _markdown(rows)}
+    return {"rows": rows, "markdown": _markdown(rows, study)}
 
 
 def _show(row: dict[str, Any], scale: float) -> str:
@@ -111,11 +111,14 @@ def _show(row: dict[str, Any], scale: float) -> str:
     return text + f" ± {row['quality_std'] * scale:.2f}" if row["quality_std"] else text
 
 
-def _markdown(rows: list[dict[str, Any]]) -> str:
+def _markdown(rows: list[dict[str, Any]], study: dict[str, Any]) -> str:
+    qat, seeds = study["qat"], len(study["stochastic_seeds"])
     lines = ["## Precision study", "",
-             "`recipes/studies/precision.yaml`: test quality vs bits per weight for every PTQ scheme (stochastic: "
-             "mean ± std over 3 seeds) and LSQ QAT (3 epochs). Accuracy in %, or RMSE for regression. An empty "
+             f"`{STUDY.relative_to(ROOT)}`: test quality vs bits per weight for every PTQ scheme (stochastic: "
+             f"mean ± std over {seeds} seed{'s' if seeds != 1 else ''}) and {qat['method'].upper()} QAT "
+             f"({qat['epochs']} epochs). Accuracy in %, or RMSE for regression. An empty "
              "cell: histogram/normal landmarks need more values than a layer has distinct weights (refused). "
+             "The study reports every cell and chooses nothing, so no figure is selected on the test split. "
              "Full table: `runs/bench/precision.csv`; plot: `runs/bench/precision.png`.", ""]
     for workload in dict.fromkeys(r["workload"] for r in rows):
         mine = [r for r in rows if r["workload"] == workload]

@@ -21,6 +21,7 @@ import survey  # noqa: E402
 import sweep  # noqa: E402
 import tabular  # noqa: E402
 import timeseries  # noqa: E402
+from targets import energy_note  # noqa: E402
 
 from wattless.measurement.env import collect_env
 from wattless.report import write_results
@@ -34,7 +35,7 @@ def run_study(name: str, out_dir: Path) -> str:
     if name == "foundation":
         study = foundation.run(out_dir)
         write_results(study["records"], out_dir / "foundation", title="Foundation study",
-                      notes=["Energy is an analytical 45 nm estimate (no meter on this machine)."])
+                      notes=[energy_note(study["records"])])
         return study["markdown"]
     if name in ("quantization", "pruning", "survey", "search") and not (out_dir / "lenet5.wlz").exists():
         raise SystemExit("run the foundation study first: it trains the fp32 LeNet-300-100 and LeNet-5")
@@ -80,8 +81,9 @@ def main(names: list[str]) -> None:
         "",
         "Measured by `make bench` (`python benchmarks/run.py` with `WATTLESS_DATA` pointing at the data sets); "
         "every figure below comes from those runs, one section per study. Timings are medians of repeated runs "
-        "after warm-up on a shared 2-core machine: compare ratios within a table, not absolute numbers across "
-        "machines.",
+        f"after warm-up on the machine below ({env['logical_cores']} logical cores): compare ratios within a "
+        "table, not absolute numbers across machines. Every choice of a best variant is made on the validation "
+        "split, and only the chosen variant's test figures are judged against the targets.",
         "",
         f"Machine: {env['cpu']}, {env['logical_cores']} logical cores, {env['os']}; Python {env['python']}, "
         f"torch {env['torch']}, onnxruntime {env['onnxruntime']}, onnx {env['onnx']}, numpy {env['numpy']}.",

@@ -39,7 +39,7 @@ def run(out_dir: Path) -> dict[str, Any]:
     result = run_sweep(study, db=folder / "runs.db", out=folder / "out", workers=2)
     with RunsDB(folder / "runs.db") as runs:
         rows = runs.list(study=study.name, status="done")
-    return {"rows": rows, "markdown": _markdown(rows, result, len(data["seeds"]))}
+    return {"rows": rows, "markdown": _markdown(rows, result, data)}
 
 
 def _label(dataset: str) -> str:
@@ -52,13 +52,27 @@ def _cell(values: list[float], scale: float, digits: int) -> str:
     return f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
 
-def _markdown(rows: list[dict[str, Any]], result, seeds: int) -> str:
+def _models(study: dict[str, Any]) -> str:
+    """The study's models as written in it, e.g. ``mlp 64-32``."""
+    names = []
+    for model in study["models"]:
+        model = {"name": model} if isinstance(model, str) else model
+        hidden = (model.get("kwargs") or {}).get("hidden")
+        names.append(f"{model['name']} {'-'.join(map(str, hidden))}" if hidden else model["name"])
+    return ", ".join(names)
+
+
+def _markdown(rows: list[dict[str, Any]], result, study: dict[str, Any]) -> str:
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
     recipes = list(dict.fromkeys(row["recipe_name"] for row in rows))
+    seeds = study["seeds"]
+    train = ", ".join(f"{key} {value}" for key, value in study.get("train", {}).items())
     lines = ["## Tabular study: MLPs on built-in and user CSV data (issue 9)", "",
-             "`wattless sweep recipes/studies/tabular.yaml` (MLP 64-32, 60 epochs, seeds 0-2) plus scikit-learn's "
-             "wine data written to a CSV and added as `csv:PATH` with `target: target`. Cells: test accuracy (%) or "
-             f"RMSE, mean ± std over {seeds} seeds, and the packed file's ratio to the fp32 file. "
+             f"`wattless sweep recipes/studies/tabular.yaml` ({_models(study)}; {train}; seeds "
+             f"{', '.join(map(str, seeds))}) plus scikit-learn's wine data written to a CSV and added as `csv:PATH` "
+             "with `target: target`. Cells: test accuracy (%) or "
+             f"RMSE, mean ± std over {len(seeds)} seeds, and the packed file's ratio to the fp32 file; every "
+             "recipe is reported and none is chosen, so nothing is selected on the test split. "
              f"{result.ran} trials, {len(result.failed)} failed.", "",
              "| recipe | " + " | ".join(_label(d) for d in datasets) + " |", "|---|" + "---|" * len(datasets)]
     for recipe in recipes:
