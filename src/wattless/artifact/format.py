@@ -53,6 +53,8 @@ from typing import Any
 
 import torch
 
+from .._json import canonical_json  # noqa: F401  (re-exported: the header text)
+
 FORMAT_NAME = "wattless.wlz"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -84,11 +86,6 @@ class FormatError(Exception):
 
 class NewerFormatError(FormatError):
     """The file was written in a format version newer than this reader knows."""
-
-
-def canonical_json(value: Any) -> str:
-    """The one JSON text for `value`: sorted keys, compact, ASCII, no NaN (raises TypeError/ValueError)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 def parse_json_object(text: str, what: str) -> dict[str, Any]:

@@ -10,7 +10,16 @@ from typing import Any
 
 from .collect import Collection, group_records, slug
 from .comparison import Record, comparison_caption, comparison_rows
-from .format import MISSING, format_bytes, format_count, format_energy, format_ratio, format_recipe, format_text
+from .format import (
+    MISSING,
+    format_bytes,
+    format_count,
+    format_energy,
+    format_ratio,
+    format_recipe,
+    format_share,
+    format_text,
+)
 
 
 @dataclass
@@ -121,8 +130,8 @@ def layer_breakdown(record: Record) -> Table | None:
     totals = {key: sum(layer.get(key) or 0 for layer in by_name.values()) for key in ("params", "macs", "j")}
     rows = [{
         "Layer": name, "Type": format_text(layer.get("type")), "Params": format_count(layer.get("params")),
-        "MACs": format_count(layer.get("macs")), "MAC share (%)": _share(layer.get("macs"), totals["macs"]),
-        "Energy": format_energy(layer.get("j")), "Energy share (%)": _share(layer.get("j"), totals["j"]),
+        "MACs": format_count(layer.get("macs")), "MAC share (%)": format_share(layer.get("macs"), totals["macs"]),
+        "Energy": format_energy(layer.get("j")), "Energy share (%)": format_share(layer.get("j"), totals["j"]),
     } for name, layer in by_name.items()]
     rows.append({"Layer": "total", "Type": "", "Params": format_count(totals["params"]),
                  "MACs": format_count(totals["macs"]), "MAC share (%)": "100.0" if totals["macs"] else MISSING,
@@ -131,10 +140,6 @@ def layer_breakdown(record: Record) -> Table | None:
     method = (record.get("energy_j_per_sample") or {}).get("method")
     caption = f"Energy per sample by layer: {method}." if energy_layers and method else None
     return Table(f"Layers of {record.get('name')}", rows, caption)
-
-
-def _share(value: float | None, total: float) -> str:
-    return MISSING if value is None or not total else f"{100 * value / total:.1f}"
 
 
 def _group_notes(records: list[Record]) -> list[str]:

@@ -94,3 +94,8 @@ def format_footprint(footprint: dict[str, Any]) -> str:
     from ..measurement.footprint import FootprintResult
 
     return FootprintResult(**{field.name: footprint[field.name] for field in fields(FootprintResult)}).summary()
+
+
+def format_share(part: float | None, total: float) -> str:
+    """``part`` as a percentage of ``total`` with one decimal, or the missing mark."""
+    return MISSING if part is None or not total else f"{100 * part / total:.1f}"

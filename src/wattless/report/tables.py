@@ -17,6 +17,7 @@ from .format import (
     format_ratio,
     format_recipe,
     format_seconds_ms,
+    format_share,
     format_text,
 )
 from .narrow import narrow_tables
@@ -111,9 +112,9 @@ def layer_table(layers: list[dict[str, Any]], width: int = 80) -> Group:
         ("A bits", "act_bits", lambda r: format_number(r.get("act_bits"), ".3g"), ""),
         ("Bytes", "bytes", lambda r: format_bytes(r.get("bytes")), format_bytes(total("bytes"))),
         ("MACs", None, lambda r: format_count(r.get("macs")), format_count(total_macs)),
-        ("MAC share (%)", None, lambda r: _share(r.get("macs"), total_macs), "100.0" if total_macs else MISSING),
+        ("MAC share (%)", None, lambda r: format_share(r.get("macs"), total_macs), "100.0" if total_macs else MISSING),
         ("Energy", "energy_j", lambda r: format_energy(r.get("energy_j")), format_energy(total_energy)),
-        ("Energy share (%)", "energy_j", lambda r: _share(r.get("energy_j"), total_energy), "100.0"),
+        ("Energy share (%)", "energy_j", lambda r: format_share(r.get("energy_j"), total_energy), "100.0"),
     ]
     columns = [c for c in columns if c[1] is None or any(layer.get(c[1]) is not None for layer in layers)]
     rows = [[format_text(layer.get("name")), format_text(layer.get("type")),
@@ -121,10 +122,6 @@ def layer_table(layers: list[dict[str, Any]], width: int = 80) -> Group:
     rows.append(["total", "", *(total_cell for *_, total_cell in columns)])
     return narrow_tables(["Layer", "Type", *(header for header, *_ in columns)], rows, title="Per layer", keys=2,
                          width=width, styles=[*[None] * len(layers), "bold"])
-
-
-def _share(part: float | None, total: float) -> str:
-    return MISSING if part is None or not total else f"{100 * part / total:.1f}"
 
 
 def _record_lines(record: Record) -> list[tuple[str, str]]:

@@ -68,23 +68,26 @@ class SearchResult:
 
 
 def size_recipe(trial, layers: list[str], epochs: int) -> dict[str, Any]:
-    """Prune (global or per layer) -> k-means sharing; the file stores sparse, entropy-coded codes."""
-    prune: dict[str, Any] = {"schedule": "gradual", "finetune_epochs": epochs, "lr": 0.001}
+    """Prune (global or per layer) -> k-means sharing; the file stores sparse, entropy-coded codes. Every setting
+    the trial does not choose is the shipped ``deep-compression`` recipe's."""
+    prune = {**_shipped_step(SIZE_RECIPE, "prune.magnitude").recipe_fields(), "finetune_epochs": epochs}
+    prune.pop("sparsity"), prune.pop("layer_sparsity", None)
     if trial.suggest_categorical("scope", ["global", "layer"]) == "global":
         prune.update(scope="global", sparsity=trial.suggest_float("sparsity", 0.8, 0.98))
     else:
         prune.update(scope="layer", layer_sparsity={
             name: trial.suggest_float(f"sparsity_{name}", 0.5, 0.99) for name in layers})
-    clusters = trial.suggest_categorical("clusters", list(CLUSTERS))
-    share = {"clusters": clusters, "finetune_epochs": 1, "bias_bits": 8}
+    share = {**_shipped_step(SIZE_RECIPE, "share.kmeans").recipe_fields(),
+             "clusters": trial.suggest_categorical("clusters", list(CLUSTERS))}
     return {"steps": [{"prune.magnitude": prune}, {"share.kmeans": share}]}
 
 
 def narrow_recipe(trial, epochs: int, int8_allowed: bool) -> dict[str, Any]:
-    """Distillation into the teacher structured-pruned to ``width`` (kept channels), then maybe int8."""
-    distill = {"student": "teacher-pruned", "width": trial.suggest_float("width", 0.1, 0.9),
-               "importance": trial.suggest_categorical("importance", ["l1", "taylor"]),
-               "temperature": 2.0, "alpha": 0.5, "epochs": epochs}
+    """Distillation into the teacher structured-pruned to ``width`` (kept channels), then maybe int8; the other
+    distillation settings are the shipped ``kd-pruned-student-int8`` recipe's."""
+    distill = {**_shipped_step(LATENCY_RECIPE, "distill.hinton").recipe_fields(), "epochs": epochs,
+               "width": trial.suggest_float("width", 0.1, 0.9),
+               "importance": trial.suggest_categorical("importance", ["l1", "taylor"])}
     steps: list[Any] = [{"distill.hinton": distill}]
     if int8_allowed and trial.suggest_categorical("int8", [True, False]):
         steps.append("quantize.int8")

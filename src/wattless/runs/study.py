@@ -23,13 +23,13 @@ so every recipe (and every study) trained the same way shares one base model.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._json import canonical_json
 from .._version import __version__
 from .._yaml import read_yaml
 from ..errors import ConfigError, WattlessError
@@ -56,14 +56,9 @@ class MeasureOptions(BaseModel):
         "so a RAPL reading would mix them")
 
 
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no spaces: equal data gives equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
 def stable_hash(value: Any) -> str:
     """SHA-256 (hex) of the canonical JSON of ``value``."""
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(value, allow_nan=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
