@@ -153,3 +153,17 @@ def test_load_folds_packed_weights_for_inference_and_keeps_them_on_request(train
     with pytest.raises(ConfigError, match="keep_parametrizations=True"):
         wattless.save(folded, tmp_path / "again.wlz")
     assert wattless.save(kept, tmp_path / "again.wlz") == (tmp_path / "q.wlz").stat().st_size
+
+
+def test_a_model_loaded_for_inference_is_measured_and_compressed_from_its_file(trained_mlp, digits, tmp_path):
+    """Measuring or compressing a folded model reads its file again, so its codes, not dense floats, are what
+    counts (the file's size, its bits)."""
+    import wattless
+
+    wattless.save(wattless.apply_steps(trained_mlp, digits, ["quantize.ptq:bits=4"]), tmp_path / "q.wlz")
+    folded = wattless.load(tmp_path / "q.wlz")
+    record = wattless.measure(folded, digits, engines="torch", batches="1", repeats=1)
+    assert record["size_bytes"] == (tmp_path / "q.wlz").stat().st_size and record["precision"] == "w4"
+    result = wattless.compress(folded, digits, tmp_path / "p.wlz", steps=["prune.magnitude:sparsity=0.5,"
+                                                                          "finetune_epochs=0"], measure_result=False)
+    assert [step["technique"] for step in wattless.load(result.path).recipe] == ["quantize.ptq", "prune.magnitude"]

@@ -44,10 +44,12 @@ class WattlessModel:
     folded: bool = False
     """True when loaded for inference from a file with packed weights: they are dense now, so saving this
     model would store dense floats (:func:`save` refuses; load with ``keep_parametrizations=True``)."""
+    path: Path | None = None
+    """The file it was loaded from, if any."""
 
     def copy(self) -> WattlessModel:
         """An independent copy: module deep-copied, metadata copied through JSON."""
-        return WattlessModel(copy.deepcopy(self.module), json.loads(json.dumps(self.meta)), self.folded)
+        return WattlessModel(copy.deepcopy(self.module), json.loads(json.dumps(self.meta)), self.folded, self.path)
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -258,8 +260,8 @@ def load(path: str | Path, *, trust_code: bool = False, keep_parametrizations: b
         raise ArtifactError(f"{path}: {exc}") from exc
     check_recipe_versions(meta.setdefault("recipe", []), str(path))
     if keep_parametrizations or not packed:
-        return WattlessModel(module, meta)
-    return WattlessModel(deployable_module(module).eval(), meta, folded=True)
+        return WattlessModel(module, meta, path=Path(path))
+    return WattlessModel(deployable_module(module).eval(), meta, folded=True, path=Path(path))
 
 
 def check_recipe_versions(recipe: Any, source: str) -> None:

@@ -79,6 +79,10 @@ def _recipe(steps: Sequence[str | Step], recipe: Recipe | str | Path | None, int
 
 
 def _source(model: WattlessModel | str | Path, trust_code: bool) -> tuple[WattlessModel, list[Path]]:
+    """The model to compress with its packed weights as parametrizations (a model loaded for inference is read
+    again from its file), and the file it came from, if any."""
+    if isinstance(model, WattlessModel) and model.folded and model.path is not None and model.path.is_file():
+        model = model.path
     if isinstance(model, WattlessModel):
         return model, []
     return load(model, trust_code=trust_code, keep_parametrizations=True), [Path(model)]

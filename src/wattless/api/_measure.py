@@ -58,6 +58,8 @@ def measure(model: WattlessModel | str | Path, dataset: Dataset | str | None = N
     from ..measurement.record import measure_module, measure_onnx
 
     options = {**timing_options(batches, threads, repeats), "engines": parse_engines(engines)}
+    if isinstance(model, WattlessModel) and model.folded and model.path is not None and model.path.is_file():
+        model = model.path  # loaded for inference: its file holds what it is (codes, not the dense floats)
     if isinstance(model, WattlessModel):
         data = dataset_for(dataset, model.meta, data_dir=data_dir, target=target, task=task)
         record = measure_module(model, data, **options)
