@@ -62,7 +62,7 @@ def run(out_dir: Path, *, rounds: int = 7) -> dict[str, Any]:
     base_path = folder / "ts_transformer.wlz"
     wattless.save(model, base_path)
     files: dict[str, Path] = {"fp32 (PyTorch / ORT)": base_path}
-    fp32_onnx = wattless.export(model, folder / "fp32.onnx")  # carries the record metadata (fp32 size, ...)
+    fp32_onnx = wattless.export(model, folder / "fp32.onnx", force=True)  # carries the record metadata (fp32 size, ...)
     files["int8 dynamic (ORT)"] = quantize_dynamic_int8(fp32_onnx, folder / "int8-dynamic.onnx")
     files["int8 static QDQ (ORT)"] = wattless.compress(model, data, folder / "int8-static.onnx", int8=True,
                                                        force=True, measure_result=False).path

@@ -47,7 +47,7 @@ def run_steps(model: WattlessModel, data: Dataset, steps: Sequence[Step], *, see
         if technique.deploys:
             raise ConfigError(f"{name} deploys to a file: make it the last step of a recipe written with -o OUT"
                               f"{technique.output_suffix or ''}")
-        technique.check_applies(model.module)
+        technique.check_applies(model.module, cfg)
         if on_step is not None:
             on_step(position, name)
         started = time.perf_counter()

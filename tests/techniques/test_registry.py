@@ -157,3 +157,25 @@ def test_applies_to_says_why_and_the_technique_refuses_alike(name, model_name, d
         technique.apply(model.module, fast_config(name), wattless.techniques.Context(data))
     with pytest.raises(ConfigError, match="does not apply to this model"):
         wattless.apply_steps(model, data, [(name, fast_config(name))])
+
+
+def test_config_versions_are_checked(trained_mlp, tmp_path):
+    """A config written by a newer wattless is refused with the fix; an older one is migrated."""
+    with pytest.raises(ConfigError, match="version 2 was written by a newer wattless.*upgrade wattless"):
+        make_config("prune.magnitude", {"sparsity": 0.5, "version": 2})
+    with pytest.raises(ConfigError, match="version"):
+        make_config("prune.magnitude", {"version": "one"})
+    model = wattless.WattlessModel(trained_mlp.module, {**trained_mlp.meta, "recipe": [
+        {"technique": "prune.magnitude", "config": {"sparsity": 0.5, "version": 9}}]})
+    wattless.save(model, tmp_path / "future.wlz")
+    with pytest.raises(wattless.WattlessError, match="config version 9, newer than this wattless reads"):
+        wattless.load(tmp_path / "future.wlz")
+
+
+def test_a_technique_is_found_without_any_list_to_edit():
+    from wattless.techniques import _registry
+
+    modules = {technique.function.__module__ for technique in _registry._REGISTRY.values()
+               if hasattr(technique, "function")}
+    assert "wattless.techniques.quantize.adaround" in modules  # its package __init__ names no module
+    assert get_technique("quantize.int8").deploys and get_technique("quantize.int8").output_suffix == ".onnx"

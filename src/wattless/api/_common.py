@@ -45,7 +45,10 @@ def check_output(path: str | Path, force: bool, *inputs: str | Path) -> Path:
 
 
 def parse_batches(text: str | int | tuple[int, ...] | list[int]) -> tuple[int, ...]:
-    """Batch sizes from ``"1,256"`` (or a sequence), each 1 to :data:`MAX_BATCH`."""
+    """Batch sizes from ``"1,256"`` (or a sequence), each 1 to :data:`MAX_BATCH`; an empty sequence (Python only)
+    measures without timing anything."""
+    if isinstance(text, tuple | list) and not text:
+        return ()
     if isinstance(text, str):
         try:
             batches = tuple(int(b) for b in text.split(",") if b.strip())

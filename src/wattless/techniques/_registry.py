@@ -69,8 +69,9 @@ class Applied:
     new_architecture: dict[str, Any] | None = None
 
 
-Applicability = Callable[[nn.Module], "str | None"]
-"""``applies_to(model)``: None when the technique can run on ``model``, else the reason it cannot."""
+Applicability = Callable[..., "str | None"]
+"""``applies_to(model, cfg=None)``: None when the technique can run on ``model`` with ``cfg`` (None: its default
+config), else the reason it cannot."""
 CLAIMS = ("nonzero_params", "weight_bits", "bops", "params", "macs", "size_bytes")
 """What a technique may claim to reduce: non-zero weights, bits per stored weight, bit operations (activation
 bits), parameters, multiply-accumulates, bytes of the written file. The contract tests check every claim."""
@@ -89,8 +90,8 @@ class Technique:
     claims: tuple[str, ...] = ()
     """Figures of :data:`CLAIMS` this technique reduces with its default config."""
 
-    def applies_to(self, model: nn.Module) -> str | None:
-        """None when this technique can run on ``model`` with its default config, else why not."""
+    def applies_to(self, model: nn.Module, cfg: TechniqueConfig | None = None) -> str | None:
+        """None when this technique can run on ``model`` with ``cfg`` (None: its default config), else why not."""
         return None
 
     def apply(self, model: nn.Module, cfg: TechniqueConfig, ctx: Context) -> Applied:
@@ -100,9 +101,9 @@ class Technique:
         """Write ``model`` (a :class:`~wattless.io.WattlessModel`) to ``out`` as this technique deploys it."""
         raise NotImplementedError(f"{self.name} does not deploy")
 
-    def check_applies(self, model: nn.Module) -> None:
-        """Raise the ConfigError a user sees when this technique cannot run on ``model``."""
-        reason = self.applies_to(model)
+    def check_applies(self, model: nn.Module, cfg: TechniqueConfig | None = None) -> None:
+        """Raise the ConfigError a user sees when this technique cannot run on ``model`` with ``cfg``."""
+        reason = self.applies_to(model, cfg)
         if reason is not None:
             raise ConfigError(f"{self.name} does not apply to this model: {reason}")
 
@@ -119,8 +120,8 @@ class FunctionTechnique(Technique):
         self.summary = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
         self._applies_to = applies_to
 
-    def applies_to(self, model: nn.Module) -> str | None:
-        return None if self._applies_to is None else self._applies_to(model)
+    def applies_to(self, model: nn.Module, cfg: TechniqueConfig | None = None) -> str | None:
+        return None if self._applies_to is None else self._applies_to(model, cfg)
 
     def apply(self, model: nn.Module, cfg: TechniqueConfig, ctx: Context) -> Applied:
         result = self.function(model, cfg, ctx)
@@ -130,7 +131,7 @@ class FunctionTechnique(Technique):
 def layers_of(*types: type[nn.Module], what: str) -> Applicability:
     """``applies_to`` for techniques that work on layers of ``types`` (``what`` names them in the reason)."""
 
-    def applies_to(model: nn.Module) -> str | None:
+    def applies_to(model: nn.Module, cfg: TechniqueConfig | None = None) -> str | None:
         return None if any(isinstance(m, types) for m in model.modules()) else f"it has no {what}"
 
     return applies_to

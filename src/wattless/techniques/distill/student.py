@@ -97,8 +97,10 @@ def zoo_student(name: str, kwargs: dict[str, Any], ctx: Context) -> nn.Module:
     return student
 
 
-def narrowable(model: nn.Module) -> str | None:
-    """``applies_to`` of the distillations: the default student, the teacher narrowed by structured pruning,
-    needs a model Torch-Pruning can narrow (or give a zoo student)."""
+def narrowable(model: nn.Module, cfg: DistillConfig | None = None) -> str | None:
+    """``applies_to`` of the distillations: a student derived from the teacher (the default: the teacher narrowed
+    by structured pruning) needs a model Torch-Pruning can narrow; a zoo student fits any teacher."""
+    if cfg is not None and (cfg.student not in TEACHER_STUDENTS or cfg.width >= 1.0):
+        return None
     reason = prunable_reason(model)
     return None if reason is None else f"its default student narrows the teacher, and {reason}; give a zoo student"

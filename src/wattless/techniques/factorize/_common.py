@@ -44,7 +44,8 @@ class FactorizeConfig(TechniqueConfig):
 
 def having(supported: Callable[[nn.Module], bool], what: str) -> Callable[[nn.Module], str | None]:
     """``applies_to`` of a factorization: the model needs a layer that ``supported`` accepts (``what``)."""
-    return lambda model: None if any(supported(m) for m in model.modules()) else f"it has no {what} to factorize"
+    return lambda model, cfg=None: (None if any(supported(m) for m in model.modules())
+                                    else f"it has no {what} to factorize")
 
 
 def select_layers(model: nn.Module, cfg: FactorizeConfig, supported: Callable[[nn.Module], bool], what: str,

@@ -51,7 +51,7 @@ class StructuredPruneConfig(TechniqueConfig):
     ignore: list[str] = Field(default_factory=list, description="layers (and children) whose outputs keep all channels")
 
 
-def _structured_applies_to(model: nn.Module) -> str | None:
+def _structured_applies_to(model: nn.Module, cfg: StructuredPruneConfig | None = None) -> str | None:
     reason = prunable_reason(model)
     return None if reason is None else f"Torch-Pruning cannot narrow {reason}"
 
