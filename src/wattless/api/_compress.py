@@ -169,11 +169,20 @@ def export(model: WattlessModel | str | Path, out: str | Path, *, format: str = 
            force: bool = False, trust_code: bool = False, data_dir: str | None = None, target: str | None = None,
            task: str | None = None) -> Path:
     """Export to ONNX: fp32, static QDQ int8 calibrated on the training split of ``dataset``, or (``int8_mode=
-    "dynamic"``) dynamic int8: MatMul/Gemm weights int8, activations quantized per batch at run time."""
+    "dynamic"``) dynamic int8: MatMul/Gemm weights int8, activations quantized per batch at run time; or
+    (``format="c"``) a dependency-free C99 library in the folder ``out`` that runs the model from its packed weights,
+    compiled and checked against PyTorch first when this machine has a C compiler."""
     from ..deploy import export_model
 
-    if format != "onnx":
-        raise ConfigError(f"--format {str(format)[:40]!r} unknown; use onnx")
+    if format not in ("onnx", "c"):
+        raise ConfigError(f"--format {str(format)[:40]!r} unknown; use onnx or c")
+    if format == "c":
+        from ..runtime.export import export_c
+
+        if int8:
+            raise ConfigError("--int8 applies to ONNX exports; the C export runs the model's own packed weights")
+        source, _ = _source(model, trust_code)
+        return export_c(source, out, force=force).path
     if int8_mode not in INT8_MODES:
         raise ConfigError(f"--int8-mode {str(int8_mode)[:40]!r} unknown; use one of {', '.join(INT8_MODES)}")
     out = check_output(out, force, *([] if isinstance(model, WattlessModel) else [model]))

@@ -97,15 +97,16 @@ def render(result, max_drop: float | None, objective: str, json_out: bool) -> No
 @app.command()
 def export(
     model_path: str = typer.Argument(..., metavar="MODEL", help="The .wlz model to export."),
-    output: Path = typer.Option(..., "-o", "--output", help="The .onnx file to write."),
-    fmt: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The .onnx file, or the folder of the C library."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx, or c: a C99 library running the packed weights."),
     int8: bool = typer.Option(False, "--int8", help="int8: static QDQ calibrated on --dataset, or --int8-mode "
                               "dynamic."),
     int8_mode: str = typer.Option("static", "--int8-mode", help="static or dynamic (no calibration data)."),
     dataset: str | None = DatasetOpt, data_dir: str | None = DataDirOpt, target: str | None = TargetOpt,
     task: str | None = TaskOpt, trust_code: bool = TrustOpt, force: bool = ForceOpt,
 ):
-    """Export a model to ONNX (fp32, or int8: static with calibration data, or dynamic)."""
+    """Export a model to ONNX (fp32, or int8: static with calibration data, or dynamic), or to a dependency-free C99
+    library (--format c) that runs it from its packed weights with no malloc."""
     api.export(model_path, output, format=fmt, int8=int8, int8_mode=int8_mode, dataset=dataset, force=force,
                trust_code=trust_code, **data_options(data_dir, target, task))
     say(f"wrote {output}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import importlib
 import json
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
@@ -37,6 +38,8 @@ class Runner:
     engine: str = ""
     precision: str = "fp32"
     input_shape: tuple[int, ...] = ()
+    max_threads: int | None = None
+    """The most threads the engine uses (the native runtime: 1); timings state the threads actually used."""
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Outputs (logits or predictions) for ``X`` as float32, in batches."""
@@ -179,6 +182,17 @@ class Int8Engine(Engine):
 
 
 _ENGINES: dict[str, Engine] = {}
+ENGINE_MODULES = ("wattless.runtime.engine",)
+"""Modules that register further engines when imported (found by name, so this module imports none of them)."""
+_discovered = False
+
+
+def _discover() -> None:
+    global _discovered
+    if not _discovered:
+        _discovered = True
+        for module in ENGINE_MODULES:
+            importlib.import_module(module)
 
 
 def register_engine(engine: Engine) -> Engine:
@@ -192,10 +206,12 @@ for _engine in (TorchEngine(), OnnxEngine(), Int8Engine()):
 
 
 def list_engines(pattern: str = "*") -> list[str]:
+    _discover()
     return [name for name in _ENGINES if fnmatch.fnmatch(name, pattern)]
 
 
 def get_engine(name: str) -> Engine:
+    _discover()
     if name not in _ENGINES:
         raise ConfigError(f"engine {str(name)[:40]!r} unknown; use one or more of {', '.join(_ENGINES)}")
     return _ENGINES[name]
@@ -203,6 +219,7 @@ def get_engine(name: str) -> Engine:
 
 def check_engines(engines: Collection[str]) -> list[str]:
     """The requested engine names, validated, in registry order."""
+    _discover()
     chosen = set(engines)
     unknown = sorted(chosen - set(_ENGINES))
     if not chosen or unknown:

@@ -31,6 +31,12 @@ def time_runner(runner, *, batch: int, threads: int = 1, warmup: int = 10, repea
         and ``repeats`` the number of timed calls.
     """
     _check_timing_options(batch, threads, warmup, repeats)
+    threads = min(threads, runner.max_threads or threads)
+    if hasattr(runner, "time_in_engine"):  # timed inside the engine (the native library's own loop)
+        samples = runner.time_in_engine(batch, warmup, repeats)
+        return {**_timing_record(runner.engine, batch, threads, samples), "precision": runner.precision,
+                "timed_by": "the library's loop (CLOCK_MONOTONIC)",
+                "python_call_ms": float(runner.python_overhead_ms(batch, min(repeats, 50)))}
     with runner.call(batch, threads) as run:
         samples = _time_calls(run, warmup, repeats, min_time_s)
     return {**_timing_record(runner.engine, batch, threads, samples), "precision": runner.precision}

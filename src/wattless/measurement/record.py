@@ -21,7 +21,7 @@ from ..io import WattlessModel, deployable_module, fp32_state_dict_bytes, save
 from ..packed import layer_weight_bits
 from ..train import quality
 from .energy import DEFAULT_BITS, estimate_energy
-from .engines import OnnxRunner, TorchRunner, check_engines, get_engine, list_engines
+from .engines import OnnxRunner, TorchRunner, check_engines, get_engine
 from .env import collect_env
 from .latency import time_runner
 from .meters import measure_runner_energy
@@ -31,8 +31,9 @@ from .profile import layer_profile, micronet_counts
 from .provenance import figure, make_record
 
 DEFAULT_BATCHES = (1, 256)
-ENGINES = tuple(list_engines())
-"""Engines a model can be timed on: PyTorch eager fp32, ONNX Runtime fp32, ONNX Runtime static int8."""
+ENGINES = ("torch", "onnxruntime", "int8")
+"""Engines a model is timed on by default: PyTorch eager fp32, ONNX Runtime fp32, ONNX Runtime static int8 (the
+native C runtime, ``native``, when asked for: it compiles the model first)."""
 COUNTED = ("params", "nonzero_params", "macs", "bops", "micronet")
 
 
@@ -115,6 +116,7 @@ def measure_module(model: WattlessModel, dataset: Dataset, *, file_path: str | P
                                                                                     data=dataset)
                    for name in chosen}
         latency = _timed(runners, batches, threads, repeats) if batches else []
+        native = getattr(runners.get("native"), "footprint", None)
     size_fp32 = fp32_state_dict_bytes(model)
     weight_bits = layer_weight_bits(model.module)
     fp32_file = figure("measured", "safetensors file of the fp32 state_dict")
@@ -135,6 +137,9 @@ def measure_module(model: WattlessModel, dataset: Dataset, *, file_path: str | P
         "macs_per_layer": profile["layers"], "bops": profile["bops"], "micronet": profile["micronet"],
         "latency_ms": latency, **energy, "artifact": str(file_path) if Path(file_path).exists() else None,
     })
+    if native is not None:
+        record["native"] = native
+        record["provenance"]["native"] = figure("measured", "ELF sections of the built library, the export's arena")
     return make_record(record)
 
 

@@ -1,0 +1,244 @@
+"""Writing the C library of a model: ``model.h``, ``model.c``, ``main.c`` and a ``README.md``, from Jinja2 templates.
+
+Why by hand: no existing compiler executes these packed forms. TVM, microTVM, ONNX-based tools and TFLite Micro
+take dense (or int8) tensors, so a 4-bit k-means layer with 95% of its weights pruned would be expanded to floats
+or bytes and lose the point of compressing it; here the generated code reads the codes, tables and sparse
+positions as the model file stores them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from ..errors import ModelError
+from .graph import Graph, Op
+from .plan import Plan, batchnorm_affine
+from .weights import bias_of, layer_weight, pack_codes
+
+_ENV = Environment(loader=PackageLoader("wattless.runtime", "templates"), undefined=StrictUndefined,
+                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+_CODE = {1: "WL_CODE1", 2: "WL_CODE2", 4: "WL_CODE4", 8: "WL_CODE8", 16: "WL_CODE16"}
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One instantiated weight kernel: ``op`` (linear or conv), weight ``form``, code ``bits``, ``sparse``."""
+
+    op: str
+    form: str
+    bits: int
+    sparse: bool
+
+    @property
+    def fn(self) -> str:
+        code = "" if self.form == "f32" else str(self.bits)
+        return f"wl_{self.op}_{self.form}{code}{'_sparse' if self.sparse else ''}"
+
+    def weight(self, index: str) -> str:
+        """The C expression of the weight (or code) at entry ``index``."""
+        if self.form == "f32":
+            return f"w->values[{index}]"
+        code = f"{_CODE[self.bits]}(w->codes, {index})"
+        return f"lut[{code}]" if self.form == "lut" else f"(float){code}"
+
+
+class CWriter:
+    """Collects the const arrays and the statements of ``wl_predict`` for a planned graph."""
+
+    def __init__(self, graph: Graph, plan: Plan, modules: dict[str, Any]):
+        self.graph, self.plan, self.modules = graph, plan, modules
+        self.arrays: list[str] = []
+        self.statements: list[str] = []
+        self.kernels: dict[Kernel, None] = {}
+        self.weight_bytes = 0
+        self.layers: list[dict[str, Any]] = []
+
+    def pointer(self, value: str) -> str:
+        storage = self.graph.storage(value)
+        return "input" if storage == "input" else f"(arena + {self.plan.offsets[storage]})"
+
+    def array(self, name: str, ctype: str, data: np.ndarray | list) -> str:
+        """A ``static const`` array; returns its name. Floats are written so they read back bit for bit."""
+        data = np.asarray(data).reshape(-1)
+        if ctype == "float":
+            data = data.astype(np.float32)
+            if not np.isfinite(data).all():
+                raise ModelError(f"{name} holds NaN or infinite values; the native export needs finite weights")
+            # the shortest text of the exact value: C's correctly rounded parse gives back the same float32
+            text = "f, ".join(map(repr, data.astype(np.float64).tolist())) + ("f" if len(data) else "")
+        else:
+            text = ", ".join(map(str, data.astype(np.int64).tolist()))
+        self.arrays.append(f"static const {ctype} {name}[{max(len(data), 1)}] = {{{text or '0'}}};")
+        self.weight_bytes += len(data) * {"float": 4, "uint8_t": 1, "uint32_t": 4, "int": 4}[ctype]
+        return name
+
+    def weights(self, op: Op, index: int, epilogue) -> str:
+        """The ``wl_weights`` of a linear/conv layer; registers the kernel it needs."""
+        module = self.modules[op.name]
+        weight = layer_weight(module)
+        prefix = f"w{index}"
+        fields = {"values": "0", "codes": "0", "p0": "0", "p1": "0", "per_row": "0", "row_ptr": "0", "gaps": "0"}
+        if weight.form == "f32":
+            fields["values"] = self.array(f"{prefix}_values", "float", weight.values)
+        else:
+            codes = pack_codes(weight.codes, weight.bits)
+            fields["codes"] = self.array(f"{prefix}_codes", "uint8_t", codes.view(np.uint8))
+        if weight.form == "affine":
+            fields["p0"] = self.array(f"{prefix}_scale", "float", weight.scale)
+            fields["p1"] = self.array(f"{prefix}_offset", "float", weight.offset)
+        elif weight.form == "lut":
+            fields["p0"] = self.array(f"{prefix}_table", "float", weight.table)
+            fields["per_row"] = str(weight.table.shape[1] if len(weight.table) > 1 else 0)
+        if weight.sparse:
+            fields["row_ptr"] = self.array(f"{prefix}_row_ptr", "uint32_t", weight.row_ptr)
+            fields["gaps"] = self.array(f"{prefix}_gaps", "uint8_t", weight.gaps)
+        bias = bias_of(module)
+        fields["bias"] = self.array(f"{prefix}_bias", "float", bias) if bias is not None else "0"
+        fields["a"] = self.array(f"{prefix}_a", "float", epilogue.a) if epilogue.a is not None else "0"
+        fields["b"] = self.array(f"{prefix}_b", "float", epilogue.b) if epilogue.b is not None else "0"
+        fields["act"] = str(epilogue.act)
+        order = ("values", "codes", "p0", "p1", "per_row", "row_ptr", "gaps", "bias", "a", "b", "act")
+        self.arrays.append(f"static const wl_weights {prefix} = {{{', '.join(fields[k] for k in order)}}};")
+        kernel = Kernel(op.kind, weight.form, weight.bits, weight.sparse)
+        self.kernels[kernel] = None
+        self.layers.append({"name": op.name, "op": op.kind, "form": weight.form, "bits": weight.bits,
+                            "sparse": weight.sparse, "entries": weight.entries, "weights": weight.rows * weight.cols,
+                            "note": weight.note})
+        return kernel.fn
+
+    def emit(self, position: int, op: Op) -> None:
+        x = [self.pointer(v) for v in op.inputs]
+        y = self.pointer(op.output)
+        shape_in, shape_out = self.graph.shapes[op.inputs[0]], self.graph.shapes[op.output]
+        n = math.prod(shape_out)
+        if op.kind == "linear":
+            fn = self.weights(op, position, self.plan.epilogues.get(position))
+            k, o = op.module.in_features, op.module.out_features
+            self.statements.append(f"{fn}({x[0]}, {y}, {math.prod(shape_in) // k}, {k}, {o}, &w{position});")
+        elif op.kind == "conv":
+            self.statements.append(self._conv(op, position, x[0], y, shape_in, shape_out))
+        elif op.kind in _SIMPLE:
+            self.statements.append(_SIMPLE[op.kind](self, op, position, x, y, shape_in, shape_out, n))
+        else:
+            raise ModelError(f"the native C export has no kernel for {op.kind} ({op.name})")
+
+    def _conv(self, op: Op, position: int, x: str, y: str, shape_in, shape_out) -> str:
+        module = op.module
+        fn = self.weights(op, position, self.plan.epilogues.get(position))
+        two = len(shape_in) == 3
+        c, h, w = shape_in if two else (shape_in[0], 1, shape_in[1])
+        o, oh, ow = shape_out if two else (shape_out[0], 1, shape_out[1])
+        kernel = tuple(module.kernel_size) if two else (1, module.kernel_size[0])
+        stride = tuple(module.stride) if two else (1, module.stride[0])
+        dilation = tuple(module.dilation) if two else (1, module.dilation[0])
+        if isinstance(module.padding, str):
+            pads = (0, 0) if module.padding == "valid" else tuple(d * (k - 1) // 2 for d, k in zip(dilation, kernel,
+                                                                                                strict=True))
+        else:
+            pads = tuple(module.padding) if two else (0, module.padding[0])
+        numbers = [c, h, w, o, oh, ow, *kernel, *stride, *pads, *dilation, module.groups]
+        return f"{fn}({x}, {y}, {', '.join(map(str, numbers))}, &w{position});"
+
+
+def c_float(value: float) -> str:
+    """A float32 constant as C text that reads back to the same value."""
+    value = float(np.float32(value))
+    if not np.isfinite(value):
+        raise ModelError(f"a constant of the model is {value}; the native export needs finite values")
+    return repr(value) + "f"
+
+
+def _ints(writer: CWriter, name: str, values) -> str:
+    return writer.array(name, "int", list(values))
+
+
+def _act(w, op, i, x, y, si, so, n):
+    return f"wl_act_n({x[0]}, {y}, {n}, {dict(relu=1, relu6=2, gelu=3, tanh=4, sigmoid=5)[op.attrs['fn']]});"
+
+
+def _batchnorm(w, op, i, x, y, si, so, n):
+    a, b = batchnorm_affine(op.module)
+    return (f"wl_channel_affine({x[0]}, {y}, {si[0]}, {n // si[0]}, {w.array(f'bn{i}_a', 'float', a)}, "
+            f"{w.array(f'bn{i}_b', 'float', b)});")
+
+
+def _layernorm(w, op, i, x, y, si, so, n):
+    module = op.module
+    width = math.prod(module.normalized_shape)
+    gamma = w.array(f"ln{i}_gamma", "float", module.weight.detach().numpy()) if module.weight is not None else "0"
+    beta = w.array(f"ln{i}_beta", "float", module.bias.detach().numpy()) if module.bias is not None else "0"
+    return f"wl_layernorm({x[0]}, {y}, {n // width}, {width}, {gamma}, {beta}, {c_float(module.eps)});"
+
+
+def _pool(w, op, i, x, y, si, so, n):
+    kh, kw = op.attrs["kernel"]
+    sh, sw = op.attrs["stride"]
+    ph, pw = op.attrs["padding"]
+    return (f"wl_pool({x[0]}, {y}, {si[0]}, {si[1]}, {si[2]}, {so[1]}, {so[2]}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, "
+            f"{int(op.kind == 'maxpool')});")
+
+
+def _mean(w, op, i, x, y, si, so, n):
+    reduce = [int(d in op.attrs["dims"]) for d in range(len(si))]
+    return (f"wl_mean({x[0]}, {y}, {len(si)}, {_ints(w, f'mean{i}_shape', si)}, "
+            f"{_ints(w, f'mean{i}_reduce', reduce)}, {n});")
+
+
+def _permute(w, op, i, x, y, si, so, n):
+    return (f"wl_permute({x[0]}, {y}, {len(si)}, {_ints(w, f'perm{i}_shape', si)}, "
+            f"{_ints(w, f'perm{i}_order', op.attrs['order'])});")
+
+
+def _pad(w, op, i, x, y, si, so, n):
+    pads, before = op.attrs["pads"], [0] * len(si)
+    for d in range(len(pads) // 2):  # F.pad lists (before, after) pairs from the last dim backwards
+        before[len(si) - 1 - d] = pads[2 * d]
+    return (f"wl_pad({x[0]}, {y}, {len(si)}, {_ints(w, f'pad{i}_shape', si)}, {_ints(w, f'pad{i}_out', so)}, "
+            f"{_ints(w, f'pad{i}_before', before)}, {c_float(op.attrs['value'])});")
+
+
+def _concat(w, op, i, x, y, si, so, n):
+    dim = op.attrs["dim"]
+    outer, inner_out = math.prod(so[:dim]), math.prod(so[dim:])
+    statements, offset = [], 0
+    for value, pointer in zip(op.inputs, x, strict=True):
+        inner = math.prod(w.graph.shapes[value][dim:])
+        statements.append(f"wl_copy_blocks({pointer}, {y}, {outer}, {inner}, {inner_out}, {offset});")
+        offset += inner
+    return " ".join(statements)
+
+
+def _attention(w, op, i, x, y, si, so, n):
+    return (f"wl_attention({x[0]}, {y}, {so[0]}, {so[1]}, {op.attrs['heads']}, "
+            f"(arena + {w.plan.scratch[i]}));")
+
+
+_SIMPLE = {
+    "act": _act, "batchnorm": _batchnorm, "layernorm": _layernorm, "maxpool": _pool, "avgpool": _pool,
+    "mean": _mean, "permute": _permute, "pad": _pad, "concat": _concat, "attention": _attention,
+    "add": lambda w, op, i, x, y, si, so, n: f"wl_add({x[0]}, {x[1]}, {y}, {n});",
+    "add_const": lambda w, op, i, x, y, si, so, n:
+        f"wl_add_const({x[0]}, {w.array(f'const{i}', 'float', op.attrs['constant'].numpy())}, {y}, {n});",
+    "scale_shift": lambda w, op, i, x, y, si, so, n:
+        f"wl_scale_shift({x[0]}, {y}, {n}, {c_float(op.attrs['scale'][0])}, {c_float(op.attrs['shift'][0])});",
+    "softmax": lambda w, op, i, x, y, si, so, n: f"wl_softmax({x[0]}, {y}, {n // so[-1]}, {so[-1]});",
+    "fake_quant": lambda w, op, i, x, y, si, so, n:
+        (f"wl_fake_quant({x[0]}, {y}, {n}, {c_float(op.attrs['scale'])}, {c_float(op.attrs['zero_point'])}, "
+         f"{c_float(op.attrs['levels'])});"),
+}
+
+
+def render(name: str, context: dict[str, Any]) -> str:
+    """One of the templates (``model.h.j2`` ...) filled with ``context``."""
+    return _ENV.get_template(name).render(**context)
+
+
+def describe_json(value: Any) -> str:
+    """JSON for a C comment: no ``*/`` can end the comment early."""
+    return json.dumps(value, sort_keys=True).replace("*/", "* /")

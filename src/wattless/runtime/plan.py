@@ -1,0 +1,132 @@
+"""Planning the C code of a graph: folding batch norms, scales and activations into the layer before them, and
+placing every value in one arena (first fit, a value's space reused once no later op reads it)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import nn
+
+from .graph import Graph, Op
+
+ALIGN_FLOATS = 16
+"""Arena offsets are multiples of 16 floats (64 bytes)."""
+_ACT_CODES = {"relu": 1, "relu6": 2, "gelu": 3, "tanh": 4, "sigmoid": 5}
+
+
+@dataclass
+class Epilogue:
+    """What a linear or convolution layer applies to its sums: ``act((acc + bias) * a + b)``."""
+
+    a: np.ndarray | None = None
+    b: np.ndarray | None = None
+    act: int = 0
+
+
+@dataclass
+class Plan:
+    """Offsets (floats) of every stored value in the arena, its size in floats, and the fused ops' epilogues."""
+
+    offsets: dict[str, int] = field(default_factory=dict)
+    scratch: dict[int, int] = field(default_factory=dict)
+    """Op position -> arena offset of its scratch space (attention's scores)."""
+    arena_floats: int = 0
+    epilogues: dict[int, Epilogue] = field(default_factory=dict)
+
+
+def consumers(graph: Graph, value: str) -> list[int]:
+    """Positions of the ops that read ``value``'s storage (directly or through a view)."""
+    return [i for i, op in enumerate(graph.ops) if any(graph.storage(v) == value for v in op.inputs)]
+
+
+def fuse(graph: Graph) -> dict[int, Epilogue]:
+    """Fold into each linear/conv layer the batch norm, scalar scale and activation that directly follow it when
+    nothing else reads the values in between; returns the epilogue of each layer by its new position."""
+    epilogues: dict[int, Epilogue] = {}
+    position = 0
+    while position < len(graph.ops):
+        op = graph.ops[position]
+        if op.kind in ("linear", "conv"):
+            epilogue = Epilogue()
+            while True:
+                readers = consumers(graph, op.output)
+                if len(readers) != 1 or graph.storage(graph.output) == op.output:
+                    break
+                follower = graph.ops[readers[0]]
+                if readers[0] != position + 1 or follower.inputs != [op.output] or not _folds(op, follower,
+                                                                                             epilogue, graph):
+                    break
+                op.output = follower.output
+                del graph.ops[position + 1]
+                if epilogue.act:
+                    break
+            epilogues[position] = epilogue
+        position += 1
+    return epilogues
+
+
+def _folds(op: Op, follower: Op, epilogue: Epilogue, graph: Graph) -> bool:
+    """Fold ``follower`` into ``epilogue`` if it is per output channel (or scalar) and no activation came before."""
+    if epilogue.act:
+        return False
+    channels = graph.shapes[op.output][0] if op.kind == "conv" else graph.shapes[op.output][-1]
+    if follower.kind == "act":
+        epilogue.act = _ACT_CODES[follower.attrs["fn"]]
+        return True
+    if follower.kind == "batchnorm" and (op.kind == "conv" or len(graph.shapes[op.output]) == 1):
+        a, b = batchnorm_affine(follower.module)
+    elif follower.kind == "scale_shift":
+        a = np.full(channels, follower.attrs["scale"][0], dtype=np.float32)
+        b = np.full(channels, follower.attrs["shift"][0], dtype=np.float32)
+    else:
+        return False
+    if epilogue.a is None:
+        epilogue.a, epilogue.b = a.astype(np.float32), b.astype(np.float32)
+    else:
+        epilogue.a, epilogue.b = (epilogue.a * a).astype(np.float32), (epilogue.b * a + b).astype(np.float32)
+    return True
+
+
+def batchnorm_affine(module: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """A batch norm in eval mode as ``x * a + b`` per channel."""
+    mean = module.running_mean.detach().double().numpy()
+    var = module.running_var.detach().double().numpy()
+    gamma = module.weight.detach().double().numpy() if module.weight is not None else np.ones_like(mean)
+    beta = module.bias.detach().double().numpy() if module.bias is not None else np.zeros_like(mean)
+    a = gamma / np.sqrt(var + module.eps)
+    return a.astype(np.float32), (beta - mean * a).astype(np.float32)
+
+
+def _aligned(floats: int) -> int:
+    return -(-floats // ALIGN_FLOATS) * ALIGN_FLOATS
+
+
+def place(graph: Graph) -> Plan:
+    """Arena offsets: each op's output is placed at the lowest offset free during its lifetime (first fit)."""
+    plan = Plan()
+    last_use = {value: max(consumers(graph, value), default=-1) for value in graph.shapes}
+    last_use[graph.storage(graph.output)] = len(graph.ops)
+    live: list[tuple[int, int, str]] = []  # (offset, size, value)
+
+    def allocate(size: int) -> int:
+        offset = 0
+        for start, length, _ in sorted(live):
+            if offset + size <= start:
+                break
+            offset = max(offset, start + length)
+        return offset
+
+    for position, op in enumerate(graph.ops):
+        size = _aligned(math.prod(graph.shapes[op.output]))
+        offset = allocate(size)
+        live.append((offset, size, op.output))
+        plan.offsets[op.output] = offset
+        plan.arena_floats = max(plan.arena_floats, offset + size)
+        if op.kind == "attention":
+            scratch = _aligned(graph.shapes[op.inputs[0]][0])
+            plan.scratch[position] = allocate(scratch)
+            plan.arena_floats = max(plan.arena_floats, plan.scratch[position] + scratch)
+        live = [(o, s, v) for o, s, v in live if last_use.get(v, -1) > position]
+    return plan
