@@ -116,7 +116,7 @@ def test_list_shows_every_registry(cli_run):
     assert result.code == 0
     lines = dict(line.split(": ", 1) for line in result.out.strip().splitlines())
     assert lines.keys() == {"models", "datasets", "techniques", "engines", "recipes"}
-    assert set(lines["engines"].split(", ")) == {"torch", "onnxruntime", "int8"}
+    assert set(lines["engines"].split(", ")) == {"torch", "onnxruntime", "int8", "native"}
     assert {"deep-compression", "kd-pruned-student-int8"} <= set(lines["recipes"].split(", "))
     assert {"mlp", "lenet300"} <= set(lines["models"].split(", "))
     assert {"digits", "diabetes", "breast-cancer", "csv:PATH"} <= set(lines["datasets"].split(", "))

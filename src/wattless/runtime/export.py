@@ -12,6 +12,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import ConfigError
 from ..io import WattlessModel, deployable_module
+from . import lowerings  # noqa: F401  (registers the zoo blocks' lowerings)
 from .emit import CWriter, c_float, describe_json, render
 from .graph import lower
 from .plan import fuse, place

@@ -109,9 +109,8 @@ def _refuse(name: str, what: str) -> ModelError:
 
 
 def lower(module: nn.Module, input_shape: tuple[int, ...]) -> Graph:
-    """The graph of ``module`` (dense weights, eval mode) for samples of ``input_shape``."""
-    from . import lowerings  # noqa: F401  (registers the zoo's block lowerings)
-
+    """The graph of ``module`` (dense weights, eval mode) for samples of ``input_shape`` (import
+    :mod:`.lowerings` first for the zoo's own blocks: :mod:`.export` does)."""
     module = module.eval()
     try:
         traced = torch.fx.GraphModule(module, _Tracer().trace(module))
