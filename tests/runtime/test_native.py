@@ -138,6 +138,49 @@ def test_an_arena_too_small_is_an_error_code_and_the_exact_one_is_never_overrun(
     assert done.stdout.split() == ["1", "0"]  # WL_ERR_ARENA, writing nothing; then WL_OK within the arena
 
 
+BATCH_PROBE = r"""
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "model.h"
+enum { N = 19 }; /* two tiles and three samples one at a time */
+int main(void) {
+    float *inputs = malloc(sizeof(float) * N * WL_INPUT_SIZE), *one = malloc(sizeof(float) * N * WL_OUTPUT_SIZE);
+    float *batch = malloc(sizeof(float) * N * WL_OUTPUT_SIZE);
+    void *arena = malloc(WL_ARENA_BYTES), *batch_arena = malloc(WL_BATCH_ARENA_BYTES);
+    for (int i = 0; i < N * WL_INPUT_SIZE; i++) inputs[i] = (float)((i * 7919) % 2003) / 1001.0f - 1.0f;
+    for (int i = 0; i < N; i++)
+        if (wl_predict(inputs + i * WL_INPUT_SIZE, one + i * WL_OUTPUT_SIZE, arena, WL_ARENA_BYTES)) return 3;
+    if (wl_predict_batch(N, inputs, batch, batch_arena, WL_BATCH_ARENA_BYTES)) return 4;
+    float worst = 0.0f, largest = 1e-6f;
+    for (int i = 0; i < N * WL_OUTPUT_SIZE; i++) {
+        worst = fmaxf(worst, fabsf(one[i] - batch[i]));
+        largest = fmaxf(largest, fabsf(one[i]));
+    }
+    printf("%g\n", worst / largest);
+    free(inputs); free(one); free(batch); free(arena); free(batch_arena);
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("name", ["mlp", "lenet5"])
+def test_the_vector_and_tile_paths_stay_in_bounds_and_agree_with_one_sample_at_a_time(name, zoo, tmp_path):
+    """Sparse codes read 8 at a time, tiles of samples and (on x86-64 with AVX2) the vector kernels, under the
+    address and undefined-behaviour sanitizers with arenas of exactly the stated sizes."""
+    model, data = zoo[name]
+    steps = ["prune.magnitude:sparsity=0.9,finetune_epochs=0", "share.kmeans:finetune_epochs=0"]
+    exported = export_c(wattless.apply_steps(model, data, steps), tmp_path / "c")
+    (tmp_path / "probe.c").write_text(BATCH_PROBE)
+    program = compile_c([tmp_path / "probe.c", exported.path / "model.c"], tmp_path / "probe",
+                        flags=("-O2", "-march=native", *STRICT_FLAGS, *SANITIZE_FLAGS, f"-I{exported.path}"))
+    done = subprocess.run([str(program.path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) <= FLOAT_TOLERANCE
+    if name == "mlp":
+        assert exported.batch_arena_bytes > exported.arena_bytes  # linear layers only: it runs tiles
+
+
 def test_the_header_states_the_memory_and_the_preprocessing(zoo, tmp_path):
     model, data = zoo["mlp"]
     exported = export_c(model, tmp_path / "c")

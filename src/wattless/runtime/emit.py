@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ..errors import ModelError
 from .graph import Graph, Op
-from .plan import Plan, batchnorm_affine
+from .plan import Plan, batchnorm_affine, conv_geometry
 from .weights import bias_of, layer_weight, pack_codes
 
 _ENV = Environment(loader=PackageLoader("wattless.runtime", "templates"), undefined=StrictUndefined,
@@ -55,6 +55,8 @@ class CWriter:
         self.graph, self.plan, self.modules = graph, plan, modules
         self.arrays: list[str] = []
         self.statements: list[str] = []
+        self.tiled = tileable(graph)
+        self.tile_statements: list[str] = []
         self.kernels: dict[Kernel, None] = {}
         self.weight_bytes = 0
         self.layers: list[dict[str, Any]] = []
@@ -93,8 +95,11 @@ class CWriter:
             fields["p0"] = self.array(f"{prefix}_scale", "float", weight.scale)
             fields["p1"] = self.array(f"{prefix}_offset", "float", weight.offset)
         elif weight.form == "lut":
-            fields["p0"] = self.array(f"{prefix}_table", "float", weight.table)
-            fields["per_row"] = str(weight.table.shape[1] if len(weight.table) > 1 else 0)
+            table = weight.table
+            if weight.bits <= 4:  # the vector kernel reads a table as two registers of 8 values
+                table = np.pad(table, ((0, 0), (0, 16 - table.shape[1])))
+            fields["p0"] = self.array(f"{prefix}_table", "float", table)
+            fields["per_row"] = str(table.shape[1] if len(table) > 1 else 0)
         if weight.sparse:
             fields["row_ptr"] = self.array(f"{prefix}_row_ptr", "uint32_t", weight.row_ptr)
             fields["gaps"] = self.array(f"{prefix}_gaps", "uint8_t", weight.gaps)
@@ -117,6 +122,7 @@ class CWriter:
         y = self.pointer(op.output)
         shape_in, shape_out = self.graph.shapes[op.inputs[0]], self.graph.shapes[op.output]
         n = math.prod(shape_out)
+        fn = None
         if op.kind == "linear":
             fn = self.weights(op, position, self.plan.epilogues.get(position))
             k, o = op.module.in_features, op.module.out_features
@@ -127,23 +133,54 @@ class CWriter:
             self.statements.append(_SIMPLE[op.kind](self, op, position, x, y, shape_in, shape_out, n))
         else:
             raise ModelError(f"the native C export has no kernel for {op.kind} ({op.name})")
+        if self.tiled:
+            self._emit_tile(position, op, fn)
 
     def _conv(self, op: Op, position: int, x: str, y: str, shape_in, shape_out) -> str:
-        module = op.module
         fn = self.weights(op, position, self.plan.epilogues.get(position))
-        two = len(shape_in) == 3
-        c, h, w = shape_in if two else (shape_in[0], 1, shape_in[1])
-        o, oh, ow = shape_out if two else (shape_out[0], 1, shape_out[1])
-        kernel = tuple(module.kernel_size) if two else (1, module.kernel_size[0])
-        stride = tuple(module.stride) if two else (1, module.stride[0])
-        dilation = tuple(module.dilation) if two else (1, module.dilation[0])
-        if isinstance(module.padding, str):
-            pads = (0, 0) if module.padding == "valid" else tuple(d * (k - 1) // 2 for d, k in zip(dilation, kernel,
-                                                                                                strict=True))
+        numbers = conv_geometry(op.module, shape_in, shape_out).numbers
+        return f"{fn}({x}, {y}, {', '.join(map(str, numbers))}, &w{position}, (arena + {self.plan.scratch[position]}));"
+
+    def tile_pointer(self, value: str) -> str:
+        """Where ``value`` lives in :func:`wl_predict_batch`'s tile arena (``TILE`` samples, sample-minor)."""
+        storage = self.graph.storage(value)
+        offset = self.tile_input_offset if storage == "input" else TILE * self.plan.offsets[storage]
+        return f"(arena + {offset})"
+
+    @property
+    def tile_input_offset(self) -> int:
+        """Floats before the tile of inputs (after ``TILE`` times the one-sample arena)."""
+        return TILE * self.plan.arena_floats
+
+    @property
+    def tile_arena_floats(self) -> int:
+        """Floats of :func:`wl_predict_batch`'s arena: ``TILE`` samples' values and their inputs."""
+        return TILE * (self.plan.arena_floats + math.prod(self.graph.shapes[self.graph.input]))
+
+    def _emit_tile(self, position: int, op: Op, fn: str | None) -> None:
+        """The op on a tile of ``TILE`` samples (graphs :func:`tileable` accepts: linear and element-wise ops)."""
+        x = [self.tile_pointer(v) for v in op.inputs]
+        y = self.tile_pointer(op.output)
+        n = math.prod(self.graph.shapes[op.output]) * TILE
+        if op.kind == "linear":
+            k, o = op.module.in_features, op.module.out_features
+            self.tile_statements.append(f"{fn}_tile({x[0]}, {y}, {k}, {o}, &w{position});")
         else:
-            pads = tuple(module.padding) if two else (0, module.padding[0])
-        numbers = [c, h, w, o, oh, ow, *kernel, *stride, *pads, *dilation, module.groups]
-        return f"{fn}({x}, {y}, {', '.join(map(str, numbers))}, &w{position});"
+            self.tile_statements.append(_SIMPLE[op.kind](self, op, position, x, y, None, None, n))
+
+
+TILE = 8
+"""Samples :func:`wl_predict_batch` runs at once in a tileable graph (``WL_TILE``)."""
+TILE_KINDS = frozenset({"linear", "act", "add", "scale_shift", "fake_quant"})
+"""Ops whose tile form is written: linear layers, and element-wise ops (layout-free)."""
+
+
+def tileable(graph: Graph) -> bool:
+    """Whether every op works on a tile of samples: linear layers on whole samples (one row each) and element-wise
+    ops. Views keep the order of the values, so a flattened image qualifies."""
+    return all(op.kind in TILE_KINDS and (op.kind != "linear" or
+                                          math.prod(graph.shapes[op.inputs[0]]) == op.module.in_features)
+               for op in graph.ops)
 
 
 def c_float(value: float) -> str:

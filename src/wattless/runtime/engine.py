@@ -27,6 +27,7 @@ class NativeEngine(Engine):
                               "packed weights); measure the .wlz")
         if not isinstance(model, WattlessModel):
             model = load(model, keep_parametrizations=True)
+        Path(workdir).mkdir(parents=True, exist_ok=True)
         exported = export_c(model, Path(workdir) / "native-c", force=True, check=False)
         started = time.perf_counter()
         built = compile_c([exported.path / "model.c"], Path(workdir) / "libwattless-model.so", flags=HOST_FLAGS,
@@ -35,11 +36,12 @@ class NativeEngine(Engine):
                      "build_s": time.perf_counter() - started,
                      "text_bytes": built.sections["text"], "rodata_bytes": built.sections["rodata"],
                      "data_bytes": built.sections["data"], "bss_bytes": built.sections["bss"],
-                     "arena_bytes": exported.arena_bytes, "weights_bytes": exported.weights_bytes,
+                     "arena_bytes": exported.arena_bytes,
+                     "batch_arena_bytes": exported.batch_arena_bytes, "weights_bytes": exported.weights_bytes,
                      "layers": exported.layers}
         packed = any(layer["form"] != "f32" or layer["sparse"] for layer in exported.layers)
-        return NativeRunner(built.path, exported.input_shape, exported.output_size, exported.arena_bytes, footprint,
-                            "packed" if packed else "fp32")
+        return NativeRunner(built.path, exported.input_shape, exported.output_size, exported.batch_arena_bytes,
+                            footprint, "packed" if packed else "fp32")
 
 
 register_engine(NativeEngine())

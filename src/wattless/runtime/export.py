@@ -13,7 +13,7 @@ from .._version import __version__
 from ..errors import ConfigError
 from ..io import WattlessModel, deployable_module
 from . import lowerings  # noqa: F401  (registers the zoo blocks' lowerings)
-from .emit import CWriter, c_float, describe_json, render
+from .emit import TILE, CWriter, c_float, describe_json, render
 from .graph import lower
 from .plan import fuse, place
 
@@ -34,6 +34,8 @@ class CExport:
     path: Path
     arena_bytes: int
     weights_bytes: int
+    batch_arena_bytes: int = 0
+    """The arena that lets ``wl_predict_batch`` run a tile of samples at once (``arena_bytes`` when it cannot)."""
     layers: list[dict[str, Any]] = field(default_factory=list)
     input_shape: tuple[int, ...] = ()
     output_size: int = 0
@@ -54,6 +56,7 @@ def generate(model: WattlessModel) -> tuple[dict[str, str], CExport]:
     for position, op in enumerate(graph.ops):
         writer.emit(position, op)
     output_size = math.prod(graph.shapes[graph.output])
+    batch_arena_bytes = writer.tile_arena_floats * 4 if writer.tiled else plan.arena_floats * 4
     context = {
         "title": f"{model.name} for {(model.meta.get('dataset') or {}).get('name', 'its data')}",
         "version": __version__, "source": (model.path.name if model.path else "a wattless model"),
@@ -66,10 +69,13 @@ def generate(model: WattlessModel) -> tuple[dict[str, str], CExport]:
         "kernels": sorted(writer.kernels, key=lambda k: (k.op, k.form, k.bits, k.sparse)),
         "ops": {op.kind for op in graph.ops}, "arrays": writer.arrays, "statements": writer.statements,
         "output_pointer": writer.pointer(graph.output), "layers": writer.layers,
+        "tiled": writer.tiled, "tile": TILE, "tile_statements": writer.tile_statements,
+        "tile_input_offset": writer.tile_input_offset, "batch_arena_bytes": batch_arena_bytes,
+        "tile_output_pointer": writer.tile_pointer(graph.output) if writer.tiled else "0",
         **_preprocessing(model),
     }
     files = {name: render(f"{name}.j2", context) for name in FILES}
-    return files, CExport(Path(), plan.arena_floats * 4, writer.weight_bytes, writer.layers,
+    return files, CExport(Path(), plan.arena_floats * 4, writer.weight_bytes, batch_arena_bytes, writer.layers,
                           tuple(model.input_shape), output_size)
 
 
@@ -125,12 +131,13 @@ def check_outputs(model: WattlessModel, folder: Path, result: CExport) -> None:
     X = np.random.default_rng(0).standard_normal((CHECK_SAMPLES, *model.input_shape)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         built = compile_c([folder / "model.c"], Path(tmp) / "check.so", flags=("-O1", *STRICT_FLAGS), shared=True)
-        got = NativeRunner(built.path, result.input_shape, result.output_size, result.arena_bytes).predict(X)
+        outputs = [NativeRunner(built.path, result.input_shape, result.output_size, arena).predict(X)
+                   for arena in {result.arena_bytes, result.batch_arena_bytes}]  # one at a time, and a tile
     with torch.no_grad():
         expected = deployable_module(model.module).eval()(torch.from_numpy(X)).reshape(CHECK_SAMPLES, -1).numpy()
-    difference = float(np.abs(got - expected).max())
+    difference = max(float(np.abs(got - expected).max()) for got in outputs)
     if any(hasattr(m, "input_quant") for m in model.module.modules()):  # a flipped rounding moves one step
-        ok = expected.shape[1] == 1 or bool((got.argmax(1) == expected.argmax(1)).all())
+        ok = expected.shape[1] == 1 or all((got.argmax(1) == expected.argmax(1)).all() for got in outputs)
     else:
         ok = difference <= CHECK_TOLERANCE * max(float(np.abs(expected).max()), 1e-6)
     if not ok:

@@ -31,7 +31,8 @@ class Plan:
 
     offsets: dict[str, int] = field(default_factory=dict)
     scratch: dict[int, int] = field(default_factory=dict)
-    """Op position -> arena offset of its scratch space (attention's scores)."""
+    """Op position -> arena offset of its scratch space (attention's scores; a convolution's padded input and
+    decoded taps)."""
     arena_floats: int = 0
     epilogues: dict[int, Epilogue] = field(default_factory=dict)
 
@@ -99,6 +100,49 @@ def batchnorm_affine(module: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     return a.astype(np.float32), (beta - mean * a).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class ConvGeometry:
+    """A convolution as the C kernel sees it: 1-D ones as 2-D with height 1; ``numbers`` in the kernel's order."""
+
+    c: int
+    h: int
+    w: int
+    o: int
+    oh: int
+    ow: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pads: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+
+    @property
+    def numbers(self) -> list[int]:
+        return [self.c, self.h, self.w, self.o, self.oh, self.ow, *self.kernel, *self.stride, *self.pads,
+                *self.dilation, self.groups]
+
+    @property
+    def scratch_floats(self) -> int:
+        """The padded input (when padded) and the decoded taps of one output channel (offset and value)."""
+        padded = self.c * (self.h + 2 * self.pads[0]) * (self.w + 2 * self.pads[1]) if any(self.pads) else 0
+        return padded + 2 * (self.c // self.groups) * self.kernel[0] * self.kernel[1]
+
+
+def conv_geometry(module: nn.Module, shape_in: tuple[int, ...], shape_out: tuple[int, ...]) -> ConvGeometry:
+    two = len(shape_in) == 3
+    c, h, w = shape_in if two else (shape_in[0], 1, shape_in[1])
+    o, oh, ow = shape_out if two else (shape_out[0], 1, shape_out[1])
+    kernel = tuple(module.kernel_size) if two else (1, module.kernel_size[0])
+    stride = tuple(module.stride) if two else (1, module.stride[0])
+    dilation = tuple(module.dilation) if two else (1, module.dilation[0])
+    if isinstance(module.padding, str):
+        pads = (0, 0) if module.padding == "valid" else tuple(d * (k - 1) // 2 for d, k in zip(dilation, kernel,
+                                                                                            strict=True))
+    else:
+        pads = tuple(module.padding) if two else (0, module.padding[0])
+    return ConvGeometry(c, h, w, o, oh, ow, kernel, stride, pads, dilation, module.groups)
+
+
 def _aligned(floats: int) -> int:
     return -(-floats // ALIGN_FLOATS) * ALIGN_FLOATS
 
@@ -124,9 +168,18 @@ def place(graph: Graph) -> Plan:
         live.append((offset, size, op.output))
         plan.offsets[op.output] = offset
         plan.arena_floats = max(plan.arena_floats, offset + size)
-        if op.kind == "attention":
-            scratch = _aligned(graph.shapes[op.inputs[0]][0])
+        scratch = _scratch_floats(graph, op)
+        if scratch:
             plan.scratch[position] = allocate(scratch)
             plan.arena_floats = max(plan.arena_floats, plan.scratch[position] + scratch)
         live = [(o, s, v) for o, s, v in live if last_use.get(v, -1) > position]
     return plan
+
+
+def _scratch_floats(graph: Graph, op: Op) -> int:
+    if op.kind == "attention":
+        return _aligned(graph.shapes[op.inputs[0]][0])
+    if op.kind == "conv":
+        shape_in, shape_out = graph.shapes[op.inputs[0]], graph.shapes[op.output]
+        return _aligned(conv_geometry(op.module, shape_in, shape_out).scratch_floats)
+    return 0

@@ -11,7 +11,11 @@ Forms (``Weight.form``):
 Codes are stored at 1, 2, 4, 8 or 16 bits (a 3-bit code in a 4-bit slot). A weight that is mostly zeros is stored
 sparse: per output channel, the non-zero entries' positions as one-byte gaps from the previous one (a gap of 255 or
 more is written as 255-steps holding a zero entry) and their codes or values; a convolution's entries are its
-non-zero taps. Everything here is data; :mod:`.emit` writes it as C.
+non-zero taps. A linear layer's rows are padded with zero entries so that each starts on a whole byte of codes, and to
+a multiple of :data:`ROW_MULTIPLE` when that adds at most :data:`PAD_BUDGET` of the entries: the C kernel reads
+rows 8 entries at a time (their gaps as one word, their codes as another), and a row with no remainder saves the
+remainder loop's mispredicted exit, which costs more than the padding on rows of a few dozen entries. Everything
+here is data; :mod:`.emit` writes it as C.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ SPARSE_BELOW = 0.5
 MAX_LUT_VALUES = 256
 """A packed kind without a C form of its own becomes a table of its distinct values when it has at most this many."""
 GAP_LIMIT = 255
+ROW_MULTIPLE = 8
+"""Entries per sparse row of a linear layer are a multiple of this (zero entries pad them) when it is cheap."""
+PAD_BUDGET = 0.125
+"""The largest share of entries that padding rows to :data:`ROW_MULTIPLE` may add."""
 
 
 @dataclass
@@ -84,7 +92,7 @@ def layer_weight(module: nn.Module) -> Weight:
         weight = Weight("f32", rows, matrix.shape[1], values=matrix.astype(np.float32))
     zero = matrix == 0
     if zero.mean() > 1 - SPARSE_BELOW and _has_zero_code(weight):
-        _make_sparse(weight, ~zero)
+        _make_sparse(weight, ~zero, _row_multiple(weight, ~zero) if isinstance(module, nn.Linear) else 1)
     return weight
 
 
@@ -114,8 +122,18 @@ def _distinct_values(matrix: np.ndarray, what: str) -> Weight:
                   table=table.reshape(1, -1).astype(np.float32), note=f"{what}: a table of its distinct values")
 
 
-def _make_sparse(weight: Weight, keep: np.ndarray) -> None:
-    """Keep only the ``keep`` entries of each row, positions as gaps (<= 255, filler zero entries beyond)."""
+def _row_multiple(weight: Weight, keep: np.ndarray) -> int:
+    """:data:`ROW_MULTIPLE` when padding every row to it costs at most :data:`PAD_BUDGET` more entries, else the
+    codes per byte (rows then start on whole bytes)."""
+    per_byte = 8 // weight.bits if weight.form != "f32" and weight.bits < 8 else 1
+    counts = keep.sum(axis=1)
+    padding = (-counts % ROW_MULTIPLE).sum()
+    return ROW_MULTIPLE if padding <= PAD_BUDGET * max(int(counts.sum()), 1) else per_byte
+
+
+def _make_sparse(weight: Weight, keep: np.ndarray, multiple: int = 1) -> None:
+    """Keep only the ``keep`` entries of each row, positions as gaps (<= 255, filler zero entries beyond), each
+    row padded with zero entries (gap 0) to a multiple of ``multiple`` entries."""
     row_ptr, gaps, picked = [0], [], []
     for row in range(weight.rows):
         previous = 0
@@ -128,6 +146,9 @@ def _make_sparse(weight: Weight, keep: np.ndarray) -> None:
             gaps.append(gap)
             picked.append((row, int(col)))
             previous = int(col)
+        while (len(gaps) - row_ptr[-1]) % multiple:
+            gaps.append(0)
+            picked.append((row, -1))
         row_ptr.append(len(gaps))
     weight.row_ptr = np.asarray(row_ptr, dtype=np.int64)
     weight.gaps = np.asarray(gaps, dtype=np.uint8)
