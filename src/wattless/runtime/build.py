@@ -17,7 +17,6 @@ HOST_FLAGS = ("-O3", "-march=native", "-std=c99")
 """Flags of the library this machine times (its own instruction set); the record names them."""
 STRICT_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror")
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g")
-MCU_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c99", "-ffunction-sections", "-fdata-sections")
 COMPILE_TIMEOUT_S = 300
 
 

@@ -1,6 +1,7 @@
 """The ``native`` engine: the model exported to C (:mod:`.export`), compiled for this machine and called through
 ctypes. Latency is timed inside the library by a C loop on a monotonic clock (what a C application sees); the cost
-of calling it from Python is reported beside it. Its footprint comes from the built library's ELF sections."""
+of calling it from Python is reported beside it. Its footprint comes from the built library's ELF sections, and,
+where ``arm-none-eabi-gcc`` is installed, from the same library compiled for a Cortex-M4F."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..measurement.engines import Engine, Runner, register_engine
 from .build import HOST_FLAGS, compile_c
 from .export import export_c
 from .library import NativeRunner
+from .mcu import mcu_compiler, mcu_footprint
 
 
 class NativeEngine(Engine):
@@ -39,6 +41,8 @@ class NativeEngine(Engine):
                      "arena_bytes": exported.arena_bytes,
                      "batch_arena_bytes": exported.batch_arena_bytes, "weights_bytes": exported.weights_bytes,
                      "layers": exported.layers}
+        if mcu_compiler():  # the same library for a Cortex-M4F: its flash and RAM
+            footprint.update(mcu_footprint(exported.path, exported.arena_bytes, Path(workdir)))
         packed = any(layer["form"] != "f32" or layer["sparse"] for layer in exported.layers)
         return NativeRunner(built.path, exported.input_shape, exported.output_size, exported.batch_arena_bytes,
                             footprint, "packed" if packed else "fp32")
