@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-import foundation  # noqa: E402  (benchmarks/ is the script's own folder)
+import edge  # noqa: E402  (benchmarks/ is the script's own folder)
+import foundation  # noqa: E402
 import precision  # noqa: E402
 import pruning  # noqa: E402
 import quantization  # noqa: E402
@@ -28,7 +29,8 @@ from wattless.report import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "benchmarks" / "results"
-STUDIES = ("foundation", "quantization", "precision", "pruning", "survey", "sweep", "search", "tabular", "timeseries")
+STUDIES = ("foundation", "quantization", "precision", "pruning", "survey", "edge", "sweep", "search", "tabular",
+           "timeseries")
 
 
 def run_study(name: str, out_dir: Path) -> str:
@@ -51,6 +53,8 @@ def run_study(name: str, out_dir: Path) -> str:
         return sweep.run(out_dir)["markdown"]
     if name == "search":
         return search.run(out_dir)["markdown"]
+    if name == "edge":
+        return edge.run(out_dir)["markdown"]
     if name == "survey":
         study = survey.run(out_dir)
         for model in survey.ROWS:

@@ -28,6 +28,8 @@ from wattless.errors import DataError
 from wattless.io import deployable_module
 from wattless.ladder import compress_within_budget
 from wattless.measurement import time_interleaved, time_onnx, time_torch
+from wattless.measurement.engines import get_engine
+from wattless.measurement.latency import time_runner
 from wattless.pipeline import file_quality, run_recipe
 from wattless.recipe import Recipe
 from wattless.report import pareto_plot
@@ -134,6 +136,10 @@ def _timers(rows: list[dict[str, Any]], input_shape, batch: int, repeats: int, t
                                                           repeats=repeats, threads=THREADS)
         timers[f"{row['key']}/ort"] = functools.partial(time_onnx, onnx_path, input_shape, batch=batch,
                                                         repeats=repeats, threads=THREADS)
+        if "native" not in row:  # the packed weights exported to C and built once (timed inside the library)
+            row["native"] = get_engine("native").load(row["path"], workdir=tmp / f"{row['key']}-native")
+        timers[f"{row['key']}/native"] = functools.partial(time_runner, row["native"], batch=batch,
+                                                           repeats=repeats)
     return timers
 
 
@@ -159,6 +165,7 @@ def measure_rows(rows: list[dict[str, Any]], data, rounds: int) -> None:
             for row in rows:
                 row[f"torch_b{batch}"] = timed.get(f"{row['key']}/torch", {}).get("median")
                 row[f"ort_b{batch}"] = timed[f"{row['key']}/ort"]["median"]
+                row[f"native_b{batch}"] = timed.get(f"{row['key']}/native", {}).get("median")
     base = rows[0]
     for row in rows:
         row["drop"] = (base["accuracy"] - row["accuracy"]) * 100
@@ -171,7 +178,10 @@ def measure_rows(rows: list[dict[str, Any]], data, rounds: int) -> None:
             reference = base[f"torch_b{batch}"]
             row[f"speedup_torch_b{batch}"] = reference / row[f"torch_b{batch}"] if row[f"torch_b{batch}"] else None
             row[f"speedup_ort_b{batch}"] = reference / row[f"ort_b{batch}"]
-            row[f"best_b{batch}"] = max(filter(None, (row[f"speedup_torch_b{batch}"], row[f"speedup_ort_b{batch}"])))
+            native = row[f"native_b{batch}"]
+            row[f"speedup_native_b{batch}"] = reference / native if native else None
+            row[f"best_b{batch}"] = max(filter(None, (row[f"speedup_torch_b{batch}"], row[f"speedup_ort_b{batch}"],
+                                                      row[f"speedup_native_b{batch}"])))
 
 
 def run(out_dir: Path, *, rounds: int = 7) -> dict[str, Any]:
@@ -251,7 +261,8 @@ def _latency_entries(row: dict[str, Any]) -> list[dict[str, Any]]:
     """The interleaved medians in the record layout, so the report and Pareto plot can use them."""
     entries = []
     for batch, _ in BATCHES:
-        for engine, key in (("torch", f"torch_b{batch}"), ("onnxruntime", f"ort_b{batch}")):
+        for engine, key in (("torch", f"torch_b{batch}"), ("onnxruntime", f"ort_b{batch}"),
+                            ("native", f"native_b{batch}")):
             if row[key] is not None:
                 entries.append({"engine": engine, "batch": batch, "threads": 1, "median": row[key]})
     return entries
@@ -301,16 +312,17 @@ def _kd_phrase() -> str:
 def _table(rows: list[dict[str, Any]]) -> list[str]:
     """The survey table's Markdown lines, one row per variant."""
     lines = ["| model | variant | from | val Δ (pts) | accuracy | Δ (pts) | file | smaller | torch b1 ms | ORT b1 ms | "
-             "speed-up b1 (torch / ORT) | torch b256 ms | ORT b256 ms | speed-up b256 (torch / ORT) | "
-             "energy/sample | less energy | build s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "native b1 ms | speed-up b1 (torch / ORT / native) | torch b256 ms | ORT b256 ms | native b256 ms | "
+             "speed-up b256 (torch / ORT / native) | energy/sample | less energy | build s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['label']} | {r['base'] or ''} | {-r['val_drop']:+.2f} | {r['accuracy'] * 100:.2f}% | "
             f"{-r['drop']:+.2f} | "
             f"{format_bytes(r['size'])} | {r['ratio']:.1f}x | {_ms(r['torch_b1'])} | {_ms(r['ort_b1'])} | "
-            f"{_x(r['speedup_torch_b1'])} / {_x(r['speedup_ort_b1'])} | {_ms(r['torch_b256'])} | "
-            f"{_ms(r['ort_b256'])} | {_x(r['speedup_torch_b256'])} / {_x(r['speedup_ort_b256'])} | "
+            f"{_ms(r['native_b1'])} | {_x(r['speedup_torch_b1'])} / {_x(r['speedup_ort_b1'])} / "
+            f"{_x(r['speedup_native_b1'])} | {_ms(r['torch_b256'])} | {_ms(r['ort_b256'])} | {_ms(r['native_b256'])} | "
+            f"{_x(r['speedup_torch_b256'])} / {_x(r['speedup_ort_b256'])} / {_x(r['speedup_native_b256'])} | "
             f"{format_energy(r['energy'])} | {r['energy_ratio']:.1f}x | {r['seconds']:.0f} |")
     return lines
 
@@ -325,7 +337,9 @@ def _speedups(row: dict[str, Any], targets: dict[int, Target]) -> str:
 def _markdown(rows: list[dict[str, Any]], rounds: int) -> str:
     lines = ["## The compression-survey table on Fashion-MNIST (issue 6)", "",
              "From the foundation study's fp32 models. Each row is a wattless recipe applied to the model of the "
-             "row named in *from*; `.onnx` rows run in ONNX Runtime only. File: the written `.wlz` or `.onnx`; "
+             "row named in *from*; `.onnx` rows run in ONNX Runtime only; `.wlz` rows also in the native C runtime "
+             "(`wattless export --format c`, built with `-O3 -march=native`, timed inside the library). File: the "
+             "written `.wlz` or `.onnx`; "
              f"*smaller*: vs the fp32 state_dict file. Latency: ms per batch, {THREADS} thread"
              f"{'s' if THREADS > 1 else ''}, all rows of a model timed in the same {rounds} alternating rounds "
              "(medians); speed-ups against the fp32 teacher in PyTorch eager at the same batch. *val Δ*: accuracy "
