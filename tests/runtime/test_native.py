@@ -17,6 +17,7 @@ from wattless.measurement.engines import get_engine
 from wattless.models import build_model
 from wattless.runtime.build import SANITIZE_FLAGS, STRICT_FLAGS, compile_c
 from wattless.runtime.export import export_c
+from wattless.runtime.weights import packed_weight
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
                                 reason="no C compiler on this machine")
@@ -92,6 +93,33 @@ def test_activation_quantizers_run_natively_with_pytorch_classes(zoo, tmp_path):
     got = get_engine("native").load(quantized, workdir=tmp_path).predict(data.X_test)
     expected = get_engine("torch").load(quantized, workdir=tmp_path).predict(data.X_test)
     assert np.mean(got.argmax(1) == expected.argmax(1)) >= 0.99  # a rounding flipped by summation order: one step
+
+
+def integer_reference(model, X: np.ndarray) -> np.ndarray:
+    """The MLP in integers as the integer kernel states it: each layer's input quantized by its activation quantizer
+    (q - z), int64 sums of code * (q - z) and of (q - z), then sx * (scale * sum + offset * sum_q) + bias."""
+    h = X.astype(np.float32)
+    layers = [m for m in model.module.modules() if isinstance(m, torch.nn.Linear)]
+    for i, layer in enumerate(layers):
+        quantizer, packed = layer.input_quant, packed_weight(layer)
+        sx, z, levels = float(quantizer.scale), float(quantizer.zero_point), 2 ** int(quantizer.bits)
+        q = (np.clip(np.rint(h / np.float32(sx)) + z, 0, levels - 1) - z).astype(np.int64)
+        codes = packed.codes.reshape(layer.out_features, -1).numpy().astype(np.int64)
+        scale = packed.scale.detach().numpy().reshape(-1).astype(np.float64)
+        offset = packed.offset.detach().numpy().reshape(-1).astype(np.float64)
+        h = sx * (scale * (q @ codes.T) + offset * q.sum(1, keepdims=True)) + layer.bias.detach().numpy()
+        h = (np.maximum(h, 0) if i < len(layers) - 1 else h).astype(np.float32)
+    return h
+
+
+def test_quantized_activations_and_8_bit_codes_run_in_integers_as_the_reference_does(zoo, tmp_path):
+    model, data = zoo["mlp"]
+    quantized = wattless.apply_steps(model, data, ["quantize.activations:bits=8", "quantize.ptq:bits=8"])
+    runner = get_engine("native").load(quantized, workdir=tmp_path)
+    assert all(layer["integer"] for layer in runner.footprint["layers"])
+    got, expected = runner.predict(data.X_test), integer_reference(quantized, data.X_test)
+    assert (got.argmax(1) == expected.argmax(1)).all()
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()  # the int32 sums are exact
 
 
 def test_the_library_compiles_with_warnings_as_errors_and_the_sanitizers(zoo, tmp_path):

@@ -30,7 +30,8 @@ def measure(
     model_path: str = typer.Argument(..., metavar="MODEL", help="A .wlz, .onnx, .safetensors or .pt file."),
     dataset: str | None = DatasetOpt, batch: str = BatchOpt, threads: int = ThreadsOpt, repeats: int = RepeatsOpt,
     engines: str = typer.Option("torch,onnxruntime,int8", help="Comma list of engines (see `wattless list "
-                                "engines`): torch, onnxruntime, int8 (ONNX Runtime static int8)."),
+                                "engines`): torch, onnxruntime, int8 (ONNX Runtime static int8), native (the "
+                                "model exported to C and compiled here)."),
     model: str | None = typer.Option(None, "--model", "-m", help="Architecture of plain weights (.pt)."),
     model_arg: list[str] | None = ModelArgOpt,
     data_dir: str | None = DataDirOpt, target: str | None = TargetOpt, task: str | None = TaskOpt,

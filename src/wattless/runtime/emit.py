@@ -34,11 +34,17 @@ class Kernel:
     form: str
     bits: int
     sparse: bool
+    integer: bool = False
+    """Inputs from an activation quantizer, multiplied with the codes in integers (int32 sums)."""
 
     @property
     def fn(self) -> str:
         code = "" if self.form == "f32" else str(self.bits)
-        return f"wl_{self.op}_{self.form}{code}{'_sparse' if self.sparse else ''}"
+        return f"wl_{self.op}_{self.form}{code}{'_sparse' if self.sparse else ''}{'_int' if self.integer else ''}"
+
+    def code(self, index: str) -> str:
+        """The C expression of the integer code at entry ``index``."""
+        return f"(int32_t){_CODE[self.bits]}(w->codes, {index})"
 
     def weight(self, index: str) -> str:
         """The C expression of the weight (or code) at entry ``index``."""
@@ -55,7 +61,7 @@ class CWriter:
         self.graph, self.plan, self.modules = graph, plan, modules
         self.arrays: list[str] = []
         self.statements: list[str] = []
-        self.tiled = tileable(graph)
+        self.tiled = not plan.integer and tileable(graph)  # integer layers run one sample at a time
         self.tile_statements: list[str] = []
         self.kernels: dict[Kernel, None] = {}
         self.weight_bytes = 0
@@ -110,10 +116,11 @@ class CWriter:
         fields["act"] = str(epilogue.act)
         order = ("values", "codes", "p0", "p1", "per_row", "row_ptr", "gaps", "bias", "a", "b", "act")
         self.arrays.append(f"static const wl_weights {prefix} = {{{', '.join(fields[k] for k in order)}}};")
-        kernel = Kernel(op.kind, weight.form, weight.bits, weight.sparse)
+        kernel = Kernel(op.kind, weight.form, weight.bits, weight.sparse, index in self.plan.integer)
         self.kernels[kernel] = None
         self.layers.append({"name": op.name, "op": op.kind, "form": weight.form, "bits": weight.bits,
                             "sparse": weight.sparse, "entries": weight.entries, "weights": weight.rows * weight.cols,
+                            "integer": kernel.integer,
                             "note": weight.note})
         return kernel.fn
 
@@ -126,7 +133,11 @@ class CWriter:
         if op.kind == "linear":
             fn = self.weights(op, position, self.plan.epilogues.get(position))
             k, o = op.module.in_features, op.module.out_features
-            self.statements.append(f"{fn}({x[0]}, {y}, {math.prod(shape_in) // k}, {k}, {o}, &w{position});")
+            integer = ""
+            if position in self.plan.integer:
+                integer = (f", {c_float(self.plan.integer[position])}, "
+                           f"(int32_t *)(void *)(arena + {self.plan.scratch[position]})")
+            self.statements.append(f"{fn}({x[0]}, {y}, {math.prod(shape_in) // k}, {k}, {o}, &w{position}{integer});")
         elif op.kind == "conv":
             self.statements.append(self._conv(op, position, x[0], y, shape_in, shape_out))
         elif op.kind in _SIMPLE:

@@ -15,7 +15,7 @@ from ..io import WattlessModel, deployable_module
 from . import lowerings  # noqa: F401  (registers the zoo blocks' lowerings)
 from .emit import TILE, CWriter, c_float, describe_json, render
 from .graph import lower
-from .plan import fuse, place
+from .plan import fuse, integer_layers, place
 
 
 def layer_bytes(module) -> int:
@@ -44,10 +44,11 @@ class CExport:
 def generate(model: WattlessModel) -> tuple[dict[str, str], CExport]:
     """The C files of ``model`` (its packed weights kept as parametrizations) as text, and what they hold."""
     graph = lower(deployable_module(model.module), model.input_shape)
+    modules = dict(model.module.named_modules())  # the layers with their packed weights
     epilogues = fuse(graph)
-    plan = place(graph)
+    plan = place(graph, integer_layers(graph, modules))
     plan.epilogues = epilogues
-    writer = CWriter(graph, plan, dict(model.module.named_modules()))
+    writer = CWriter(graph, plan, modules)
     stored = sum(layer_bytes(module) for module in model.module.modules())
     if stored > MAX_WEIGHT_BYTES:
         raise ConfigError(f"the model holds {stored / 2**20:.0f} MB of weights; the native C export writes weights as "

@@ -35,6 +35,8 @@ class Plan:
     decoded taps)."""
     arena_floats: int = 0
     epilogues: dict[int, Epilogue] = field(default_factory=dict)
+    integer: dict[int, float] = field(default_factory=dict)
+    """Linear layers that run in integers (op position -> the scale of the activation quantizer feeding them)."""
 
 
 def consumers(graph: Graph, value: str) -> list[int]:
@@ -147,9 +149,37 @@ def _aligned(floats: int) -> int:
     return -(-floats // ALIGN_FLOATS) * ALIGN_FLOATS
 
 
-def place(graph: Graph) -> Plan:
-    """Arena offsets: each op's output is placed at the lowest offset free during its lifetime (first fit)."""
-    plan = Plan()
+INT32_LIMIT = 2**31 - 1
+
+
+def integer_layers(graph: Graph, modules: dict[str, nn.Module]) -> dict[int, float]:
+    """Linear layers whose input is an activation quantizer's output (at most 256 levels) and whose weight (in
+    ``modules``, the model's layers by name, packed) is integer codes of at most 8 bits: their sums of code x
+    quantized input fit in int32. Position -> the input's scale."""
+    from .weights import integer_codes
+
+    found = {}
+    for position, op in enumerate(graph.ops):
+        if op.kind != "linear" or not integer_codes(modules[op.name]):
+            continue
+        source = producer(graph, op.inputs[0])
+        if source is None or source.kind != "fake_quant" or source.attrs["levels"] > 256:
+            continue
+        if op.module.in_features * 255 * 255 <= INT32_LIMIT:
+            found[position] = source.attrs["scale"]
+    return found
+
+
+def producer(graph: Graph, value: str) -> Op | None:
+    """The op that wrote ``value``'s storage (None for the model's input)."""
+    storage = graph.storage(value)
+    return next((op for op in graph.ops if op.output == storage), None)
+
+
+def place(graph: Graph, integer: dict[int, float] | None = None) -> Plan:
+    """Arena offsets: each op's output is placed at the lowest offset free during its lifetime (first fit);
+    ``integer`` layers (:func:`integer_layers`) get scratch space for their quantized input."""
+    plan = Plan(integer=dict(integer or {}))
     last_use = {value: max(consumers(graph, value), default=-1) for value in graph.shapes}
     last_use[graph.storage(graph.output)] = len(graph.ops)
     live: list[tuple[int, int, str]] = []  # (offset, size, value)
@@ -168,7 +198,7 @@ def place(graph: Graph) -> Plan:
         live.append((offset, size, op.output))
         plan.offsets[op.output] = offset
         plan.arena_floats = max(plan.arena_floats, offset + size)
-        scratch = _scratch_floats(graph, op)
+        scratch = _scratch_floats(graph, op, position in plan.integer)
         if scratch:
             plan.scratch[position] = allocate(scratch)
             plan.arena_floats = max(plan.arena_floats, plan.scratch[position] + scratch)
@@ -176,7 +206,9 @@ def place(graph: Graph) -> Plan:
     return plan
 
 
-def _scratch_floats(graph: Graph, op: Op) -> int:
+def _scratch_floats(graph: Graph, op: Op, integer: bool = False) -> int:
+    if integer:  # the quantized input as int32
+        return _aligned(op.module.in_features)
     if op.kind == "attention":
         return _aligned(graph.shapes[op.inputs[0]][0])
     if op.kind == "conv":

@@ -75,7 +75,7 @@ def storage_bits(bits: int) -> int:
 
 def layer_weight(module: nn.Module) -> Weight:
     """The C form of ``module.weight`` (reshaped to (out channels, the rest)), from its packed form when it has one."""
-    packed = _packed(module)
+    packed = packed_weight(module)
     dense = (packed.decode() if packed is not None else module.weight).detach().float()
     rows = dense.shape[0]
     matrix = dense.reshape(rows, -1).numpy()
@@ -96,7 +96,8 @@ def layer_weight(module: nn.Module) -> Weight:
     return weight
 
 
-def _packed(module: nn.Module) -> PackedWeight | None:
+def packed_weight(module: nn.Module) -> PackedWeight | None:
+    """The packed form ``module.weight`` is stored in (its last parametrization), or None for plain floats."""
     if parametrize.is_parametrized(module, "weight"):
         last = module.parametrizations.weight[-1]
         return last if isinstance(last, PackedWeight) else None
@@ -184,6 +185,13 @@ def _has_zero_code(weight: Weight) -> bool:
 
 def _zero_code(weight: Weight, rows: np.ndarray) -> np.ndarray:
     return _zero_codes(weight)[rows]
+
+
+def integer_codes(module: nn.Module) -> bool:
+    """Whether the layer's weight is integer codes of at most 8 bits with a scale and offset per output channel
+    (what the integer kernel multiplies with quantized activations, summing in int32)."""
+    packed = packed_weight(module)
+    return isinstance(packed, AffineWeight | RowAffineWeight) and int(packed.bits) <= 8
 
 
 def bias_of(module: nn.Module) -> np.ndarray | None:
