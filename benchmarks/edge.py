@@ -21,7 +21,7 @@ from typing import Any
 from targets import Target, all_met, verdict
 
 import wattless
-from wattless.deploy import export_onnx
+from wattless.deploy import OnnxModel, export_onnx
 from wattless.io import deployable_module
 from wattless.measurement import time_interleaved, time_onnx, time_torch
 from wattless.measurement.engines import get_engine
@@ -31,9 +31,14 @@ from wattless.report.format import format_bytes
 from wattless.runtime import mcu
 from wattless.runtime.export import export_c
 
-ROWS = {"lenet300": ("baseline", "prune", "deep", "kd", "kd-pruned"),
+ROWS = {"lenet300": ("baseline", "prune", "deep", "kd", "kd-pruned", "int8"),
         "lenet5": ("baseline", "prune", "deep", "kd", "kd-pruned")}
-"""The survey's rows stored as ``.wlz`` (the native runtime builds from packed weights, not from ONNX files)."""
+"""The survey's rows stored as ``.wlz`` (the native runtime builds from packed weights, not from ONNX files), and
+``int8``: the teacher with 8-bit activation quantizers and 8-bit weight codes (:data:`INT8_STEPS`), which the
+native runtime runs in integers, compared with the survey's int8 model in ONNX Runtime."""
+INT8_STEPS = ["quantize.activations:bits=8,samples=1024", "quantize.ptq:bits=8,granularity=channel"]
+"""Calibrated as the survey's ONNX Runtime int8 model is: min-max ranges on the first 1,024 training rows, one weight
+scale per output channel."""
 BATCHES = ((1, 400), (256, 10))
 """(batch size, timed runs per round)."""
 THREADS = 1
@@ -53,6 +58,7 @@ DEEP300 = {"agree": Target("LeNet-300-100 deep compression, native predictions e
            "ram": Target("LeNet-300-100 deep compression, Cortex-M4F RAM bytes", "<=", 8 * 1024),
            "qemu": Target("LeNet-300-100 deep compression, QEMU predictions equal to the PC build's (share)", ">=",
                           1.0)}
+INT8 = Target("LeNet-300-100 int8 in integers, native argmax equal to ONNX Runtime int8's (share)", ">=", 0.999)
 BEST300 = Target("best LeNet-300-100 pipeline within 1 point, native batch-1 speed-up vs PyTorch eager", ">=", 10.0)
 DEEP5 = Target("LeNet-5 deep compression, native batch 1 vs the dense teacher in ONNX Runtime (times faster)", ">",
                1.0)
@@ -63,6 +69,11 @@ def build_rows(name: str, data, survey_dir: Path, tmp: Path) -> list[dict[str, A
     rows = []
     for key in ROWS[name]:
         path = survey_dir.parent / f"{name}.wlz" if key == "baseline" else survey_dir / f"{name}.{key}.wlz"
+        if key == "int8":
+            path = survey_dir.parent / "edge" / f"{name}.int8.wlz"
+            path.parent.mkdir(exist_ok=True)
+            wattless.save(wattless.apply_steps(wattless.load(survey_dir.parent / f"{name}.wlz"), data, INT8_STEPS),
+                          path)
         model = wattless.load(path, keep_parametrizations=True)
         started = time.perf_counter()
         runner = get_engine("native").load(model, workdir=tmp / f"{name}-{key}")
@@ -73,6 +84,8 @@ def build_rows(name: str, data, survey_dir: Path, tmp: Path) -> list[dict[str, A
         rows.append({"model": name, "key": key, "path": path, "runner": runner, "build_s": build_s,
                      "wlz_bytes": path.stat().st_size, "footprint": runner.footprint,
                      "agree": float((native.argmax(1) == reference.argmax(1)).mean()),
+                     "agree_ort_int8": (float((native.argmax(1) == OnnxModel(survey_dir / f"{name}.int8.onnx")
+                                               .predict(X_test).argmax(1)).mean()) if key == "int8" else None),
                      "accuracy": float((native.argmax(1) == y_test).mean()),
                      "val_accuracy": file_quality(path, data, "val")["accuracy"]})
     base = rows[0]
@@ -210,6 +223,12 @@ def _markdown(rows: list[dict[str, Any]], teachers: dict[str, dict[str, float]],
         lines.append(f"- {BEST300.label}: `{best['key']}` (val drop {best['val_drop']:.2f}, test drop "
                      f"{best['drop']:.2f}), {best['speedup_torch_b1']:.2f}x ({BEST300.op} {BEST300.threshold:g}x: "
                      f"{all_met((BEST300, best['speedup_torch_b1'], 'measured'))}).")
+    int8 = next(r for r in rows if r["model"] == "lenet300" and r["key"] == "int8")
+    lines.append(f"- {INT8.label}: {int8['agree_ort_int8'] * 100:.2f}% of the test set ({INT8.op} {INT8.threshold:g}: "
+                 f"{verdict(INT8, int8['agree_ort_int8'], 'measured')}; two int8 quantizations of the same teacher, "
+                 f"wattless's `{' -> '.join(INT8_STEPS)}` and the survey's ONNX Runtime static int8, calibrated "
+                 "apart; the native run matches its own `.wlz` on "
+                 f"{int8['agree'] * 100:.2f}%).")
     deep5 = next(r for r in rows if r["model"] == "lenet5" and r["key"] == "deep")
     lines.append(f"- {DEEP5.label}: {deep5['speedup_ort_b1']:.2f}x ({DEEP5.op} {DEEP5.threshold:g}: "
                  f"{verdict(DEEP5, deep5['speedup_ort_b1'], 'measured')}).")
