@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from targets import Target, all_met, verdict
 
 import wattless
@@ -39,8 +40,10 @@ native runtime runs in integers, compared with the survey's int8 model in ONNX R
 INT8_STEPS = ["quantize.activations:bits=8,samples=1024", "quantize.ptq:bits=8,granularity=channel"]
 """Calibrated as the survey's ONNX Runtime int8 model is: min-max ranges on the first 1,024 training rows, one weight
 scale per output channel."""
-BATCHES = ((1, 400), (256, 10))
-"""(batch size, timed runs per round)."""
+BATCHES = ((1, 100), (256, 4))
+"""(batch size, timed runs per round): short rounds, many of them, so that the slow and fast spells of a shared
+machine fall on every variant of a round alike."""
+ROUNDS = 21
 THREADS = 1
 MAX_DROP = 1.0
 QEMU_SAMPLES = 300
@@ -112,11 +115,18 @@ def time_rows(rows: list[dict[str, Any]], teacher: Path, input_shape, rounds: in
     timed = time_interleaved(timers, rounds=rounds)
     for row in rows:
         for batch, _ in BATCHES:
-            row[f"native_b{batch}"] = timed[f"{row['key']}/b{batch}"]["median"]
-            row[f"speedup_torch_b{batch}"] = timed[f"torch/b{batch}"]["median"] / row[f"native_b{batch}"]
-            row[f"speedup_ort_b{batch}"] = timed[f"ort/b{batch}"]["median"] / row[f"native_b{batch}"]
+            native = timed[f"{row['key']}/b{batch}"]
+            row[f"native_b{batch}"] = native["median"]
+            for engine in ("torch", "ort"):
+                row[f"speedup_{engine}_b{batch}"] = _round_ratio(timed[f"{engine}/b{batch}"], native)
         row["python_call_ms"] = timed[f"{row['key']}/b1"].get("python_call_ms")
     return {key: value["median"] for key, value in timed.items()}
+
+
+def _round_ratio(reference: dict[str, Any], timed: dict[str, Any]) -> float:
+    """How many times faster ``timed`` ran than ``reference``: the median over rounds of the ratio of their round
+    medians (two timings of one round share the machine's state)."""
+    return float(np.median(np.divide(reference["round_medians"], timed["round_medians"])))
 
 
 def qemu_agreement(row: dict[str, Any], data, tmp: Path) -> float | None:
@@ -131,7 +141,7 @@ def qemu_agreement(row: dict[str, Any], data, tmp: Path) -> float | None:
     return float((emulated == row["runner"].predict(X).argmax(1)).mean())
 
 
-def run(out_dir: Path, *, rounds: int = 7) -> dict[str, Any]:
+def run(out_dir: Path, *, rounds: int = ROUNDS) -> dict[str, Any]:
     survey_dir = out_dir / "survey"
     if not (survey_dir / "lenet300.deep.wlz").exists():
         raise SystemExit("run the survey study first: it writes the models this study exports")
@@ -178,9 +188,11 @@ def _markdown(rows: list[dict[str, Any]], teachers: dict[str, dict[str, float]],
     lines = ["## Compressed models run compressed: the native C runtime at batch 1 (issue 14)", "",
              "The survey's `.wlz` models exported with `wattless export --format c` and run by the `native` engine "
              f"(compiled with `{f['flags']}` by `{f['compiler']}`; timed inside the library). All rows of a model and "
-             f"its fp32 teacher in PyTorch eager and ONNX Runtime timed in the same {rounds} alternating rounds, "
-             f"{THREADS} thread, medians; speed-ups against the teacher at the same batch. *weights in memory*: the "
-             "library's `.rodata` (the packed weights as const data); *arena*: the activations' memory "
+             f"its fp32 teacher in PyTorch eager and ONNX Runtime timed in the same {rounds} alternating rounds "
+             f"({' and '.join(f'{n} runs at batch {b}' for b, n in BATCHES)} per round), {THREADS} thread; latency: "
+             "the median of the round medians; speed-ups against the teacher at the same batch: the median over "
+             "rounds of the per-round ratio (this machine has spells at half speed that a round shares). *weights in "
+             "memory*: the library's `.rodata` (the packed weights as const data); *arena*: the activations' memory "
              "(`WL_ARENA_BYTES`); *M4F*: the same C compiled for a Cortex-M4F "
              f"(`{f.get('mcu_flags', 'arm-none-eabi-gcc not installed')}`), flash = code + constants + data, RAM = "
              "data + zeroed data + arena + a stack bound. *val Δ*: vs the teacher on the validation split, where the "

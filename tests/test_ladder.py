@@ -3,7 +3,8 @@
 import pytest
 
 from wattless.errors import ConfigError
-from wattless.ladder import choose_within_budget, compress_within_budget, drop, objective_value
+from wattless.ladder import choose_within_budget, compress_within_budget, drop, engine_latency, objective_value
+from wattless.measurement.engines import get_engine
 from wattless.recipe import Recipe
 
 FAST = {"batches": (1, 8), "repeats": 3}
@@ -69,6 +70,24 @@ def test_latency_objective_uses_the_files_own_engine():
         {"engine": "torch", "batch": 1, "median": 0.04}, {"engine": "torch", "batch": 256, "median": 2.56},
         {"engine": "onnxruntime", "batch": 1, "median": 0.001}]}
     assert objective_value(record, "latency") == pytest.approx((0.04 * 0.01) ** 0.5)
+
+
+def test_a_wlz_may_be_deployed_natively_where_it_is_fastest():
+    record = {"artifact": "m.wlz", "latency_ms": [
+        {"engine": "torch", "batch": 1, "median": 0.04}, {"engine": "native", "batch": 1, "median": 0.004},
+        {"engine": "onnxruntime", "batch": 1, "median": 0.001}]}  # not how a .wlz deploys
+    assert objective_value(record, "latency") == pytest.approx(0.004)
+
+
+@pytest.mark.skipif(get_engine("native").unavailable() is not None, reason="no C compiler")
+def test_the_latency_ladder_times_wlz_candidates_natively_and_says_where_the_choice_runs(trained_mlp, digits,
+                                                                                         tmp_path):
+    found = compress_within_budget(trained_mlp, digits, tmp_path / "fast.wlz", max_drop=3.0, objective="latency",
+                                   ladder=ladder(("kmeans", [{"share.kmeans": {"clusters": 16,
+                                                                              "finetune_epochs": 0}}])), **FAST)
+    row = found.rows[0]
+    assert {entry["engine"] for entry in row["record"]["latency_ms"]} == {"torch", "native"}
+    assert row["engine"] in ("torch", "native") and row["objective"] == min(engine_latency(row["record"]).values())
 
 
 @pytest.mark.parametrize("options, message", [

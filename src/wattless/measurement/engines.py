@@ -129,6 +129,10 @@ class Engine:
         file the engine writes (an export), ``data`` the calibration rows where an engine needs them."""
         raise NotImplementedError
 
+    def unavailable(self) -> str | None:
+        """Why this engine cannot run on this machine (what to install), or None when it can."""
+        return None
+
 
 def _wattless_model(model: Any):
     from ..io import WattlessModel, load

@@ -8,6 +8,7 @@ provenance (:mod:`.provenance`).
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Collection, Sequence
@@ -23,7 +24,7 @@ from ..train import quality
 from .energy import DEFAULT_BITS, estimate_energy
 from .engines import OnnxRunner, TorchRunner, check_engines, get_engine
 from .env import collect_env
-from .latency import time_runner
+from .latency import summarize_times, time_interleaved, time_runner
 from .meters import measure_runner_energy
 from .onnx_ops import count_onnx_macs
 from .ops import count_params
@@ -83,9 +84,20 @@ def _original_figures(meta: dict[str, Any], size: int, size_fp32: int | None, fp
             "_provenance": {"size_bytes_original": provenance, "compression_ratio_original": provenance}}
 
 
+TIMING_ROUNDS = 5
+"""Alternating rounds ``measure`` splits its timed runs into."""
+
+
 def _timed(runners: dict[str, Any], batches: Sequence[int], threads: int, repeats: int) -> list[dict]:
-    return [time_runner(runner, batch=batch, threads=threads, repeats=repeats)
-            for runner in runners.values() for batch in batches]
+    """Every engine at every batch timed in the same alternating rounds (``repeats`` runs each, split over the
+    rounds), so that background load hits all of them alike: median and quartiles of the round medians (ms)."""
+    rounds = min(TIMING_ROUNDS, repeats)
+    per_round = max(repeats // rounds, 1)
+    timers = {(name, batch): functools.partial(time_runner, runner, batch=batch, threads=threads, repeats=per_round)
+              for name, runner in runners.items() for batch in batches}
+    timed = time_interleaved({f"{name}/{batch}": timer for (name, batch), timer in timers.items()}, rounds=rounds)
+    return [{**timed[f"{name}/{batch}"], **summarize_times(timed[f"{name}/{batch}"]["round_medians"]),
+             "repeats": per_round * rounds} for name, batch in timers]
 
 
 def measure_module(model: WattlessModel, dataset: Dataset, *, file_path: str | Path | None = None,

@@ -73,7 +73,8 @@ def ladder_table(baseline: Record, rows: list[dict[str, Any]], *, max_drop: floa
     table_rows = []
     for row in rows:
         values = list(next(cells).values())[1:] if "record" in row else [MISSING] * len(headers)
-        table_rows.append([row["candidate"], row["status"], format_number(row.get("val_drop"), ".2f"),
+        status = row["status"] + (f" (on {row['engine']})" if row.get("engine") else "")  # latency: where it ran
+        table_rows.append([row["candidate"], status, format_number(row.get("val_drop"), ".2f"),
                            format_number(row.get("test_drop"), ".2f"), *values])
     ranked = next((row.get("objective_provenance") for row in rows if row.get("objective_provenance")), None)
     caption = comparison_caption(baseline) + (f" Energy ranked on {ranked} figures only." if ranked else "")

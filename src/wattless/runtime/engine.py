@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..measurement.engines import Engine, Runner, register_engine
-from .build import HOST_FLAGS, compile_c
+from .build import HOST_FLAGS, compile_c, find_compiler
 from .export import export_c
 from .library import NativeRunner
 from .mcu import mcu_compiler, mcu_footprint
@@ -20,6 +20,13 @@ from .mcu import mcu_compiler, mcu_footprint
 class NativeEngine(Engine):
     name = "native"
     description = "the model exported to C and compiled for this machine (packed weights as stored), one thread"
+
+    def unavailable(self) -> str | None:
+        try:
+            find_compiler()
+        except ConfigError as exc:
+            return str(exc)
+        return None
 
     def load(self, model: Any, *, workdir: Path, data=None) -> Runner:
         from ..io import WattlessModel, load
