@@ -10,6 +10,7 @@ from typing import Any
 from ..data import Dataset
 from ..errors import ConfigError
 from ..io import WattlessModel, deployable_module
+from ..measurement.provenance import figure
 from ._common import dataset_for, parse_batches, parse_engines
 from ._models import open_model
 
@@ -48,16 +49,23 @@ def measure(model: WattlessModel | str | Path, dataset: Dataset | str | None = N
             engines: str | Sequence[str] = DEFAULT_ENGINES, batches: str | Sequence[int] = (1, 256), threads: int = 1,
             repeats: int = 50, architecture: str | None = None, model_kwargs: dict[str, Any] | None = None,
             trust_code: bool = False, data_dir: str | None = None, target: str | None = None,
-            task: str | None = None, name: str | None = None) -> dict[str, Any]:
+            task: str | None = None, name: str | None = None, simulate: str | Sequence[str] | None = None,
+            clock_mhz: float | None = None, simulate_partial: bool = False) -> dict[str, Any]:
     """One result record (ARCHITECTURE.md keys, each figure with its provenance) for a model in memory, a ``.wlz``
     or ``.onnx`` file, or plain weights (``.pt``/``.safetensors``) of ``architecture``.
 
     ``dataset`` defaults to the one the model's metadata names. Accuracy comes from running the very artifact;
-    latency is timed on every engine of ``engines`` at every batch of ``batches``.
+    latency is timed on every engine of ``engines`` at every batch of ``batches``. ``simulate`` (accelerator
+    designs: ZigZag's shipped names or ``HARDWARE.yaml[:MAPPING.yaml]``; the ``hw`` extra) adds ``simulated``:
+    per design, energy per sample and latency in cycles (seconds with ``clock_mhz``), total and per layer.
     """
     from ..measurement.record import measure_module, measure_onnx
 
     options = {**timing_options(batches, threads, repeats), "engines": parse_engines(engines)}
+    if simulate and not isinstance(model, WattlessModel) and Path(model).suffix == ".onnx":
+        raise ConfigError("hardware simulation reads the precisions from a .wlz model; simulate the .wlz the ONNX "
+                          "file came from")
+    designs = _designs(simulate, clock_mhz)  # checked before any work
     if isinstance(model, WattlessModel) and model.folded and model.path is not None and model.path.is_file():
         model = model.path  # loaded for inference: its file holds what it is (codes, not the dense floats)
     if isinstance(model, WattlessModel):
@@ -72,10 +80,31 @@ def measure(model: WattlessModel | str | Path, dataset: Dataset | str | None = N
             loaded = open_model(path, model=architecture, dataset=data, model_kwargs=model_kwargs,
                                 trust_code=trust_code)
             record = measure_module(loaded, data, file_path=path if path.suffix == ".wlz" else None, **options)
+            model = loaded
         name = name or path.name
+    if designs:
+        add_simulations(record, model, designs, partial=simulate_partial)
     if name is not None:
         record["name"] = name
     return record
+
+
+def _designs(simulate: str | Sequence[str] | None, clock_mhz: float | None) -> list:
+    from ..measurement.simulate import architecture
+
+    if clock_mhz is not None and not simulate:
+        raise ConfigError("--clock-mhz needs --simulate ARCH")
+    names = [n.strip() for n in simulate.split(",")] if isinstance(simulate, str) else list(simulate or [])
+    return [architecture(name, clock_mhz=clock_mhz) for name in names if name]
+
+
+def add_simulations(record: dict[str, Any], model: WattlessModel, designs: list, *, partial: bool = False) -> None:
+    """``record["simulated"]``: ``model`` on every design, each with its own provenance (tool, version, design)."""
+    from ..measurement.simulate import simulate
+
+    record["simulated"] = {design.name: simulate(model, design, partial=partial) for design in designs}
+    record["provenance"]["simulated"] = figure("simulated", "; ".join(
+        entry["provenance"]["by"] for entry in record["simulated"].values()))
 
 
 def inspect(path: str | Path, *, trust_code: bool = False) -> dict[str, Any]:

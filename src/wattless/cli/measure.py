@@ -36,10 +36,17 @@ def measure(
     model_arg: list[str] | None = ModelArgOpt,
     data_dir: str | None = DataDirOpt, target: str | None = TargetOpt, task: str | None = TaskOpt,
     trust_code: bool = TrustOpt, json_out: bool = JsonOpt,
+    simulate: str | None = typer.Option(None, help="Comma list of accelerator designs to simulate with ZigZag "
+                                        "(extra hw): edge_tpu_like, tpu_like, eyeriss_like, ascend_like, "
+                                        "tesla_npu_like, meta_prototype, or HARDWARE.yaml[:MAPPING.yaml]."),
+    clock_mhz: float | None = typer.Option(None, help="The designs' clock (MHz), to give latency in seconds."),
+    simulate_partial: bool = typer.Option(False, help="Leave out layers ZigZag cannot parse (the record names "
+                                          "them) instead of failing."),
 ):
     """Measure accuracy, size, MACs, latency and energy of a model file; every figure says how it was obtained."""
     record = api.measure(model_path, dataset, engines=engines, batches=batch, threads=threads, repeats=repeats,
                          architecture=model, model_kwargs=api.parse_model_args(model_arg), trust_code=trust_code,
+                         simulate=simulate, clock_mhz=clock_mhz, simulate_partial=simulate_partial,
                          **data_options(data_dir, target, task))
     if json_out:
         print_json(record)

@@ -143,8 +143,26 @@ def _record_lines(record: Record) -> list[tuple[str, str]]:
         ("MACs per sample", format_count(record.get("macs"))),
         ("BOPs per sample", format_count(record.get("bops"))),
         ("energy per sample", _energy_text(record)),
+        *_simulated_lines(record),
         ("artifact", format_text(record.get("artifact"))),
     ]
+    return lines
+
+
+def _simulated_lines(record: Record) -> list[tuple[str, str]]:
+    """One line per simulated design: energy per sample, latency, and what the simulation leaves out."""
+    lines = []
+    for design, entry in (record.get("simulated") or {}).items():
+        latency = f"{entry['latency_cycles']:,.0f} cycles"
+        if entry.get("latency_s") is not None:
+            latency += f" ({format_seconds_ms(entry['latency_s'] * 1000)} at {entry['clock_mhz']:g} MHz)"
+        notes = "; sparsity not modelled" if not entry.get("sparsity_modelled") else ""
+        if entry.get("left_out"):
+            notes += f"; {len(entry['left_out'])} layer(s) left out"
+        if entry.get("warnings"):
+            notes += f"; {len(entry['warnings'])} precision warning(s)"
+        lines.append((f"simulated on {design}", f"{format_energy(entry['energy_j_per_sample'])}/sample, {latency} "
+                                                f"({entry['provenance']['by']}{notes})"))
     return lines
 
 

@@ -1,0 +1,292 @@
+"""Energy and latency of a model on an accelerator design, simulated with ZigZag (KU Leuven; ``pip install
+wattless[hw]``): it searches the spatial and temporal mapping of every Conv/Gemm/MatMul layer onto the design's
+array and memory hierarchy and prices the accesses with the design's own per-access energies.
+
+Each layer is simulated alone (a one-node ONNX model cut from the whole) with the precisions the model really has:
+weight bits from its packed form, input activation bits from an attached activation quantizer (32 otherwise), the
+partial sums at twice the activations. ZigZag prices a MAC at the array's ``unit_energy`` whatever its bits, so
+lower precision saves energy there only through the bytes that memories move; it does not model sparsity (pruned
+weights cost as much as others): the record says so. Results are cached per (layer, precisions, design, mapping,
+ZigZag version) in ``~/.cache/wattless/zigzag`` (``WATTLESS_CACHE`` moves it), so a sweep of variants re-runs only
+the layers that changed. ZigZag writes its logs and output folders in a temporary folder, at debug level.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, ModelError
+from .provenance import figure
+
+TOOL = "ZigZag"
+SHIPPED = {"edge_tpu_like": "edge_tpu_like", "tpu_like": "tpu_like", "eyeriss_like": "default",
+           "ascend_like": "ascend_like", "tesla_npu_like": "tesla_npu_like", "meta_prototype": "meta_prototype_like"}
+"""Architectures ZigZag ships (hardware YAML name -> the mapping YAML it ships for it)."""
+SIMULATED_OPS = ("Conv", "Gemm", "MatMul")
+DEFAULT_ACT_BITS = 32
+PJ = 1e-12
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """An accelerator design: ZigZag hardware and mapping YAML files; ``clock_mhz`` when known."""
+
+    name: str
+    hardware: Path
+    mapping: Path
+    clock_mhz: float | None = None
+
+    @property
+    def digest(self) -> str:
+        """What the cache keys on: the two files' contents."""
+        return hashlib.sha256(self.hardware.read_bytes() + b"\0" + self.mapping.read_bytes()).hexdigest()[:16]
+
+
+def zigzag_version() -> str:
+    """The installed ZigZag's version, or one error naming the extra to install."""
+    try:
+        return metadata.version("zigzag-dse")
+    except metadata.PackageNotFoundError:
+        raise ConfigError("hardware simulation needs ZigZag; install it: pip install 'wattless[hw]' (zigzag-dse)") \
+            from None
+
+
+def architecture(spec: str, *, clock_mhz: float | None = None) -> Architecture:
+    """A shipped design by name, or ``HARDWARE.yaml[:MAPPING.yaml]`` of the user's own (the shipped default mapping
+    when none is given)."""
+    zigzag_version()
+    import zigzag
+
+    inputs = Path(zigzag.__file__).parent / "inputs"
+    if clock_mhz is not None and not (isinstance(clock_mhz, int | float) and clock_mhz > 0):
+        raise ConfigError(f"--clock-mhz must be a positive number, got {clock_mhz!r}")
+    if spec in SHIPPED:
+        return Architecture(spec, inputs / "hardware" / f"{spec}.yaml", inputs / "mapping" / f"{SHIPPED[spec]}.yaml",
+                            clock_mhz)
+    hardware, _, mapping = spec.partition(":")
+    if not hardware.endswith((".yaml", ".yml")):
+        raise ConfigError(f"unknown architecture {spec!r}; use one of {', '.join(SHIPPED)} or "
+                          "HARDWARE.yaml[:MAPPING.yaml]")
+    paths = [Path(hardware), Path(mapping) if mapping else inputs / "mapping" / "default.yaml"]
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"architecture file {str(path)!r} not found")
+    _validate(paths[0])
+    return Architecture(paths[0].stem, paths[0], paths[1], clock_mhz)
+
+
+def _validate(hardware: Path) -> None:
+    """ZigZag's own check of a design file: its message and the file when it rejects it."""
+    from zigzag.stages.parser.accelerator_parser import AcceleratorParserStage
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            AcceleratorParserStage.parse_accelerator(str(hardware))
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ConfigError(f"ZigZag rejected the design {hardware}: {type(exc).__name__}: {first}") from None
+
+
+def layer_precisions(model) -> tuple[dict[str, int], dict[str, int]]:
+    """Weight and input activation bits per layer name of a :class:`~wattless.io.WattlessModel` (whole bits: a
+    codebook of 2^k values is k-bit codes)."""
+    from ..packed import layer_weight_bits
+    from .profile import layer_activation_bits
+
+    weights = {name: math.ceil(bits) for name, bits in layer_weight_bits(model.module).items()}
+    acts = {name: math.ceil(bits) for name, bits in layer_activation_bits(model.module).items()}
+    return weights, acts
+
+
+def simulate(model, arch: Architecture, *, partial: bool = False, cache_dir: Path | None = None) -> dict[str, Any]:
+    """Energy (J per sample) and latency (cycles; seconds with a clock) of ``model`` on ``arch``, total and per layer.
+
+    Raises:
+        ModelError: a layer ZigZag cannot parse (without ``partial``: with it, the record names what was left out
+            and its share of the MACs).
+        ConfigError: ZigZag missing, or a design it rejects (its message and the file).
+    """
+    version = zigzag_version()
+    import onnx
+
+    from ..deploy import export_onnx
+    from ..io import deployable_module
+
+    weight_bits, act_bits = layer_precisions(model)
+    cache = Path(cache_dir or Path(os.environ.get("WATTLESS_CACHE", Path.home() / ".cache" / "wattless")) / "zigzag")
+    layers, skipped, warnings = [], [], []
+    with tempfile.TemporaryDirectory(prefix="wattless-zigzag-") as tmp:
+        whole = Path(tmp) / "model.onnx"
+        export_onnx(deployable_module(model.module).eval(), model.input_shape, whole)
+        graph = onnx.shape_inference.infer_shapes(onnx.load(str(whole)))
+        for node in graph.graph.node:
+            if node.op_type not in SIMULATED_OPS:
+                continue
+            name = _module_name(node)
+            wanted = (weight_bits.get(name, 32), act_bits.get(name, DEFAULT_ACT_BITS))
+            try:
+                bits, result = _simulate_layer(graph, node, wanted, arch, version, cache, Path(tmp))
+            except ModelError as exc:
+                if not partial:
+                    raise
+                skipped.append({"name": name, "op": node.op_type, "reason": str(exc)})
+                continue
+            layer = {"name": name, "op": node.op_type, **bits, **result}
+            if (bits["weight_size"], bits["act_size"]) != wanted:
+                layer["warning"] = (f"{arch.name} cannot hold {wanted[0]}-bit weights and {wanted[1]}-bit "
+                                    f"activations; simulated at {bits['weight_size']} and {bits['act_size']} bits")
+                warnings.append(f"{name}: {layer['warning']}")
+            layers.append(layer)
+    return _summary(layers, skipped, arch, version, warnings)
+
+
+def _simulate_layer(graph, node, wanted: tuple[int, int], arch: Architecture, version: str, cache: Path,
+                    tmp: Path) -> tuple[dict[str, int], dict[str, Any]]:
+    """The layer at its (weight, activation) bits, else at the nearest narrower ones the design can hold (its
+    registers may be 8 bits wide); the partial sums at twice the activations. Failures are cached too."""
+    weight, act = wanted
+    tries = dict.fromkeys([(weight, act), (weight, min(act, 16)), (weight, min(act, 8)), (min(weight, 16), min(act, 8)),
+                           (min(weight, 8), min(act, 8))])
+    error = None
+    for weight, act in tries:
+        bits = {"weight_size": weight, "act_size": act, "output_size": 2 * act}
+        single = _single_node(graph, node, bits)
+        key = _cache_key(single, arch, version)
+        result = _cached(cache, key)
+        if result is None:
+            try:
+                result = _run(single, arch, tmp)
+            except ModelError as exc:
+                result = {"error": str(exc)}
+            _store(cache, key, result)
+        if "error" not in result:
+            return bits, result
+        error = error or result["error"]
+    raise ModelError(error)
+
+
+def _module_name(node) -> str:
+    """The PyTorch layer an exported node comes from, read from its weight's name (``features.0.weight``)."""
+    weight = node.input[1] if len(node.input) > 1 else ""
+    return weight.removesuffix(".weight") if weight.endswith(".weight") else (node.name or node.op_type)
+
+
+def _single_node(graph, node, bits: dict[str, int]):
+    """A model of ``node`` alone (its inputs, initializers and shapes), with ZigZag's precision attributes set."""
+    import onnx
+    from onnx import helper
+
+    initializers = {init.name: init for init in graph.graph.initializer}
+    shapes = {info.name: info for info in [*graph.graph.value_info, *graph.graph.input, *graph.graph.output]}
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    for key, value in bits.items():
+        copy.attribute.append(helper.make_attribute(key, int(value)))
+    inputs = [_one_sample(shapes[name]) for name in node.input if name and name not in initializers]
+    inits = [initializers[name] for name in node.input if name in initializers]
+    return helper.make_model(helper.make_graph([copy], "layer", inputs, [_one_sample(shapes[node.output[0]])], inits),
+                             opset_imports=graph.opset_import)
+
+
+def _one_sample(info):
+    """A value's type with every symbolic dimension (the batch) set to 1: ZigZag reads fixed sizes."""
+    import onnx
+
+    fixed = onnx.ValueInfoProto()
+    fixed.CopyFrom(info)
+    for dim in fixed.type.tensor_type.shape.dim:
+        if not dim.HasField("dim_value"):
+            dim.dim_value = 1
+    return fixed
+
+
+def _cache_key(single, arch: Architecture, version: str) -> str:
+    """The layer's structure (op, attributes, shapes: not its weight values), the design and ZigZag's version."""
+    described = {"node": str(single.graph.node[0]).replace(single.graph.node[0].name, ""),
+                 "shapes": [str(info.type) for info in [*single.graph.input, *single.graph.output]],
+                 "weights": [list(init.dims) for init in single.graph.initializer],
+                 "arch": arch.digest, "zigzag": version}
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _cached(cache: Path, key: str) -> dict[str, Any] | None:
+    path = cache / f"{key}.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # a damaged entry is simulated again
+
+
+def _store(cache: Path, key: str, result: dict[str, Any]) -> dict[str, Any]:
+    with contextlib.suppress(OSError):  # a read-only cache only costs time
+        cache.mkdir(parents=True, exist_ok=True)
+        staging = cache / f".{key}.tmp"
+        staging.write_text(json.dumps(result))
+        os.replace(staging, cache / f"{key}.json")
+    return result
+
+
+def _run(single, arch: Architecture, tmp: Path) -> dict[str, Any]:
+    """ZigZag on one layer: energy in pJ (compute and memory), latency in cycles."""
+    from zigzag.api import get_hardware_performance_zigzag
+
+    folder = Path(tempfile.mkdtemp(dir=tmp))
+    path = folder / "layer.onnx"
+    import onnx
+
+    onnx.save(single, str(path))
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            energy, latency, cmes = get_hardware_performance_zigzag(
+                str(path), str(arch.hardware), str(arch.mapping), dump_folder=str(folder / "out"),
+                loma_show_progress_bar=False)
+    except Exception as exc:  # the design was validated first: what fails here is this layer on this design
+        node = single.graph.node[0]
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ModelError(f"ZigZag cannot simulate node {node.name or '?'} ({node.op_type}) on {arch.name}: "
+                         f"{type(exc).__name__}: {first}") from None
+    finally:  # ZigZag calls logging.basicConfig(INFO): its handler goes, the root logger's level comes back
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+    cme = cmes[0][1][0][0]
+    return {"energy_pj": float(energy), "compute_pj": float(cme.mac_energy), "memory_pj": float(cme.mem_energy),
+            "latency_cycles": float(latency), "macs": int(getattr(cme.layer, "total_mac_count", 0) or 0)}
+
+
+def _summary(layers: list[dict[str, Any]], skipped: list[dict[str, Any]], arch: Architecture, version: str,
+             warnings: list[str]) -> dict[str, Any]:
+    energy_pj = sum(layer["energy_pj"] for layer in layers)
+    cycles = sum(layer["latency_cycles"] for layer in layers)
+    by = f"{TOOL} {version} on {arch.name}, layer by layer, batch 1"
+    summary = {"tool": TOOL, "version": version, "architecture": arch.name, "hardware": str(arch.hardware),
+               "mapping": str(arch.mapping), "energy_j_per_sample": energy_pj * PJ,
+               "latency_cycles": cycles, "layers": layers, "sparsity_modelled": False,
+               "note": "ZigZag prices every weight, pruned or not, and a MAC at the array's energy whatever its bits",
+               "provenance": figure("simulated", by)}
+    if warnings:
+        summary["warnings"] = warnings
+    if arch.clock_mhz:
+        summary["latency_s"] = cycles / (arch.clock_mhz * 1e6)
+        summary["clock_mhz"] = arch.clock_mhz
+    if skipped:
+        total = sum(layer["macs"] for layer in layers)
+        summary["left_out"] = skipped
+        summary["note"] += f"; {len(skipped)} layer(s) ZigZag could not parse are left out"
+        summary["simulated_macs"] = total
+    return summary

@@ -1,0 +1,87 @@
+"""Hardware simulation through ZigZag: per-layer energy and latency on an accelerator design with the model's own
+precisions, cached per layer, labelled simulated; clear errors for unknown designs and a missing extra."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+import wattless
+from wattless.errors import ConfigError
+from wattless.measurement import simulate as sim
+
+needs_zigzag = pytest.mark.skipif(importlib.util.find_spec("zigzag") is None,
+                                  reason="ZigZag not installed (pip install 'wattless[hw]')")
+STEPS = ["quantize.activations:bits=8", "share.kmeans:clusters=16,finetune_epochs=0"]
+
+
+@pytest.fixture(scope="module")
+def quantized(digits):
+    model = wattless.train("mlp", digits, model_kwargs={"hidden": [32, 16]}, epochs=1, seed=0)
+    return wattless.apply_steps(model, digits, STEPS)
+
+
+@needs_zigzag
+def test_a_simulated_record_carries_the_models_precisions_per_layer_and_its_provenance(quantized, digits,
+                                                                                       monkeypatch, tmp_path):
+    monkeypatch.setenv("WATTLESS_CACHE", str(tmp_path))
+    record = wattless.measure(quantized, digits, engines="torch", batches="1", repeats=3,
+                              simulate="edge_tpu_like", clock_mhz=500)
+    found = record["simulated"]["edge_tpu_like"]
+    assert [layer["name"] for layer in found["layers"]] == ["1", "3", "5"]  # the MLP's three Linear layers
+    assert all((layer["weight_size"], layer["act_size"]) == (4, 8) for layer in found["layers"])
+    assert found["energy_j_per_sample"] == pytest.approx(sum(layer["energy_pj"] for layer in found["layers"]) * 1e-12)
+    assert found["latency_s"] == pytest.approx(found["latency_cycles"] / 500e6)
+    assert found["sparsity_modelled"] is False and "warnings" not in found
+    assert record["provenance"]["simulated"]["kind"] == "simulated"
+    assert f"ZigZag {sim.zigzag_version()} on edge_tpu_like" in record["provenance"]["simulated"]["by"]
+
+
+@needs_zigzag
+def test_layers_come_from_the_cache_the_second_time(quantized, monkeypatch, tmp_path):
+    first = sim.simulate(quantized, sim.architecture("edge_tpu_like"), cache_dir=tmp_path)
+
+    def no_zigzag(*args, **kwargs):
+        raise AssertionError("ZigZag ran although every layer was cached")
+
+    monkeypatch.setattr(sim, "_run", no_zigzag)
+    assert sim.simulate(quantized, sim.architecture("edge_tpu_like"), cache_dir=tmp_path)["layers"] == first["layers"]
+
+
+@needs_zigzag
+def test_fp32_activations_a_design_cannot_hold_are_simulated_narrower_with_a_warning(digits, tmp_path):
+    model = wattless.train("mlp", digits, model_kwargs={"hidden": [16]}, epochs=1, seed=0)
+    found = sim.simulate(model, sim.architecture("edge_tpu_like"), cache_dir=tmp_path)
+    assert all(layer["act_size"] < 32 and "warning" in layer for layer in found["layers"])
+    assert len(found["warnings"]) == len(found["layers"])
+
+
+@needs_zigzag
+def test_unknown_designs_and_rejected_files_are_one_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown architecture 'gpu'; use one of edge_tpu_like, tpu_like"):
+        sim.architecture("gpu")
+    broken = tmp_path / "mine.yaml"
+    broken.write_text("name: mine\nmemories: {}\n")
+    with pytest.raises(ConfigError, match=f"ZigZag rejected the design {broken}"):
+        sim.architecture(str(broken))
+    with pytest.raises(ConfigError, match="not found"):
+        sim.architecture(str(tmp_path / "absent.yaml"))
+
+
+def test_without_zigzag_the_error_names_the_extra(monkeypatch):
+    def missing(name):
+        raise sim.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(sim.metadata, "version", missing)
+    with pytest.raises(ConfigError, match=r"pip install 'wattless\[hw\]'"):
+        sim.architecture("edge_tpu_like")
+
+
+def test_simulation_options_are_checked_before_any_work(quantized, digits, tmp_path):
+    with pytest.raises(ConfigError, match="--clock-mhz needs --simulate"):
+        wattless.measure(quantized, digits, clock_mhz=100)
+    onnx_file = tmp_path / "m.onnx"
+    onnx_file.write_bytes(b"")
+    with pytest.raises(ConfigError, match="simulate the .wlz"):
+        wattless.measure(onnx_file, digits, simulate="edge_tpu_like")
