@@ -85,3 +85,18 @@ def test_simulation_options_are_checked_before_any_work(quantized, digits, tmp_p
     onnx_file.write_bytes(b"")
     with pytest.raises(ConfigError, match="simulate the .wlz"):
         wattless.measure(onnx_file, digits, simulate="edge_tpu_like")
+
+
+@needs_zigzag
+def test_inspect_splits_each_layers_simulated_energy_beside_the_estimate(quantized, monkeypatch, tmp_path):
+    monkeypatch.setenv("WATTLESS_CACHE", str(tmp_path))
+    path = tmp_path / "m.wlz"
+    wattless.save(quantized, path)
+    info = wattless.inspect(path, simulate="edge_tpu_like")
+    by_name = {layer["name"]: layer for layer in info["simulated"]["layers"]}
+    for layer in info["layers"]:
+        parts = layer["simulated"]
+        assert sum(parts.values()) == pytest.approx(by_name[layer["name"]]["energy_pj"] * 1e-12)
+        assert layer["energy_j"] > 0  # the 45 nm estimate stays beside it
+    with pytest.raises(ConfigError, match="one design"):
+        wattless.inspect(path, simulate="edge_tpu_like,tpu_like")

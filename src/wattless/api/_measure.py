@@ -107,10 +107,16 @@ def add_simulations(record: dict[str, Any], model: WattlessModel, designs: list,
         entry["provenance"]["by"] for entry in record["simulated"].values()))
 
 
-def inspect(path: str | Path, *, trust_code: bool = False) -> dict[str, Any]:
+def inspect(path: str | Path, *, trust_code: bool = False, simulate: str | None = None,
+            clock_mhz: float | None = None) -> dict[str, Any]:
     """What a ``.wlz`` file holds: architecture, data set, recipe, and per layer its shape, parameters, non-zeros,
-    weight/activation bits, bytes in the file, MACs and estimated energy (45 nm, batch 1) with its share."""
+    weight/activation bits, bytes in the file, MACs and estimated energy (45 nm, batch 1) with its share; with
+    ``simulate`` (one design), each layer's simulated energy split into compute, on-chip and off-chip memory."""
     from ..io import load
+
+    designs = _designs(simulate, clock_mhz)
+    if len(designs) > 1:
+        raise ConfigError("inspect --simulate takes one design; measure --simulate compares several")
     from ..measurement.ops import count_params
     from ..measurement.profile import dense_fp32_counts, layer_profile, micronet_score, stored_bytes_by_layer
 
@@ -122,7 +128,19 @@ def inspect(path: str | Path, *, trust_code: bool = False) -> dict[str, Any]:
     for layer in profile["layers"]:
         layer["bytes"] = stored.get(layer["name"])
     energy = {k: v for k, v in profile["energy"].items() if k != "layers"}
-    return {"file": str(path), "size_bytes": Path(path).stat().st_size, "model": loaded.spec, "task": loaded.task,
+    simulated = None
+    if designs:
+        from ..measurement.simulate import simulate as run_simulation
+
+        simulated = run_simulation(loaded, designs[0], partial=True)
+        by_name = {layer["name"]: layer for layer in simulated["layers"]}
+        for layer in profile["layers"]:
+            found = by_name.get(layer["name"])
+            if found:
+                layer["simulated"] = {f"{part}_j": found[f"{part}_pj"] * 1e-12  # joules, as energy_j
+                                      for part in ("compute", "onchip", "offchip")}
+    return {"simulated": simulated, "file": str(path), "size_bytes": Path(path).stat().st_size,
+            "model": loaded.spec, "task": loaded.task,
             "dataset": (loaded.meta.get("dataset") or {}).get("name"), "seed": loaded.meta.get("seed"),
             "recipe": loaded.recipe, "params": params, "nonzero_params": nonzero, "macs": profile["macs"],
             "bops": profile["bops"], "energy_j_per_sample": energy, "micronet": profile["micronet"],

@@ -58,10 +58,13 @@ def measure(
 def inspect(
     model_path: str = typer.Argument(..., metavar="MODEL", help="A .wlz model file."),
     trust_code: bool = TrustOpt, json_out: bool = JsonOpt,
+    simulate: str | None = typer.Option(None, help="One accelerator design (see measure --simulate): each layer's "
+                                        "simulated energy split into compute, on-chip and off-chip memory."),
+    clock_mhz: float | None = typer.Option(None, help="The design's clock (MHz)."),
 ):
     """Show what a model file holds: architecture, data set, recipe, and per layer its shape, parameters,
     non-zeros, bits, bytes in the file, MACs and estimated energy (45 nm, batch 1) with its share of the total."""
-    info = api.inspect(model_path, trust_code=trust_code)
+    info = api.inspect(model_path, trust_code=trust_code, simulate=simulate, clock_mhz=clock_mhz)
     if json_out:
         print_json(info)
         return
@@ -71,4 +74,8 @@ def inspect(
               f"{info['params']:,} params ({info['nonzero_params']:,} non-zero), {info['macs']:,} MACs/sample, "
               f"{format_energy(energy['value'])}/sample ({energy['method']}), MicroNet score "
               f"{info['micronet_score']:.3f} vs this architecture dense fp32 (2.0), recipe: {steps}")
+    if info["simulated"]:
+        sim = info["simulated"]
+        out.print(f"Simulated: {format_energy(sim['energy_j_per_sample'])}/sample, {sim['latency_cycles']:,.0f} cycles "
+                  f"({sim['provenance']['by']}; sparsity not modelled; estimate columns: 45 nm)")
     out.print(layer_table(info["layers"]))

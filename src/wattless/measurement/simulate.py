@@ -36,6 +36,8 @@ SHIPPED = {"edge_tpu_like": "edge_tpu_like", "tpu_like": "tpu_like", "eyeriss_li
 SIMULATED_OPS = ("Conv", "Gemm", "MatMul")
 DEFAULT_ACT_BITS = 32
 PJ = 1e-12
+CACHE_FORMAT = 2
+"""The layout of cached results; part of every cache key, so a new layout never reads an old entry."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,10 @@ def simulate(model, arch: Architecture, *, partial: bool = False, cache_dir: Pat
 
     weight_bits, act_bits = layer_precisions(model)
     cache = Path(cache_dir or Path(os.environ.get("WATTLESS_CACHE", Path.home() / ".cache" / "wattless")) / "zigzag")
+    whole_key = _model_key(model, weight_bits, act_bits, arch, version, partial)
+    known = _cached(cache, whole_key)  # the same structure and precisions on the same design: no export at all
+    if known is not None:
+        return _with_clock(known, arch)
     layers, skipped, warnings = [], [], []
     with tempfile.TemporaryDirectory(prefix="wattless-zigzag-") as tmp:
         whole = Path(tmp) / "model.onnx"
@@ -148,7 +154,24 @@ def simulate(model, arch: Architecture, *, partial: bool = False, cache_dir: Pat
                                     f"activations; simulated at {bits['weight_size']} and {bits['act_size']} bits")
                 warnings.append(f"{name}: {layer['warning']}")
             layers.append(layer)
-    return _summary(layers, skipped, arch, version, warnings)
+    return _with_clock(_store(cache, whole_key, _summary(layers, skipped, arch, version, warnings)), arch)
+
+
+def _model_key(model, weight_bits: dict[str, int], act_bits: dict[str, int], arch: Architecture, version: str,
+               partial: bool) -> str:
+    """The model's layer structure (its module tree as PyTorch prints it: types, shapes, strides; not the weight
+    values, which ZigZag does not read), input shape and precisions, the design and ZigZag's version."""
+    described = {"modules": repr(model.module), "input": list(model.input_shape), "weights": weight_bits,
+                 "acts": act_bits, "arch": arch.digest, "zigzag": version, "partial": partial, "format": CACHE_FORMAT}
+    return "model-" + hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _with_clock(summary: dict[str, Any], arch: Architecture) -> dict[str, Any]:
+    """The summary with latency in seconds when the design's clock is known (the cache holds cycles only)."""
+    summary = {key: value for key, value in summary.items() if key not in ("latency_s", "clock_mhz")}
+    if arch.clock_mhz:
+        summary.update(latency_s=summary["latency_cycles"] / (arch.clock_mhz * 1e6), clock_mhz=arch.clock_mhz)
+    return summary
 
 
 def _simulate_layer(graph, node, wanted: tuple[int, int], arch: Architecture, version: str, cache: Path,
@@ -216,7 +239,7 @@ def _cache_key(single, arch: Architecture, version: str) -> str:
     described = {"node": str(single.graph.node[0]).replace(single.graph.node[0].name, ""),
                  "shapes": [str(info.type) for info in [*single.graph.input, *single.graph.output]],
                  "weights": [list(init.dims) for init in single.graph.initializer],
-                 "arch": arch.digest, "zigzag": version}
+                 "arch": arch.digest, "zigzag": version, "format": CACHE_FORMAT}
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -265,7 +288,10 @@ def _run(single, arch: Architecture, tmp: Path) -> dict[str, Any]:
             root.removeHandler(handler)
         root.setLevel(level)
     cme = cmes[0][1][0][0]
-    return {"energy_pj": float(energy), "compute_pj": float(cme.mac_energy), "memory_pj": float(cme.mem_energy),
+    # per operand, the energy of each memory level from the array outwards: the last level is off-chip (DRAM)
+    offchip = sum(float(levels[-1]) for levels in cme.mem_energy_breakdown.values() if len(levels) > 1)
+    return {"energy_pj": float(energy), "compute_pj": float(cme.mac_energy),
+            "onchip_pj": float(cme.mem_energy) - offchip, "offchip_pj": offchip,
             "latency_cycles": float(latency), "macs": int(getattr(cme.layer, "total_mac_count", 0) or 0)}
 
 
@@ -281,9 +307,6 @@ def _summary(layers: list[dict[str, Any]], skipped: list[dict[str, Any]], arch: 
                "provenance": figure("simulated", by)}
     if warnings:
         summary["warnings"] = warnings
-    if arch.clock_mhz:
-        summary["latency_s"] = cycles / (arch.clock_mhz * 1e6)
-        summary["clock_mhz"] = arch.clock_mhz
     if skipped:
         total = sum(layer["macs"] for layer in layers)
         summary["left_out"] = skipped

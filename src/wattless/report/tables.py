@@ -116,6 +116,7 @@ def layer_table(layers: list[dict[str, Any]], width: int = 80) -> Group:
         ("MAC share (%)", None, lambda r: format_share(r.get("macs"), total_macs), "100.0" if total_macs else MISSING),
         ("Energy", "energy_j", lambda r: format_energy(r.get("energy_j")), format_energy(total_energy)),
         ("Energy share (%)", "energy_j", lambda r: format_share(r.get("energy_j"), total_energy), "100.0"),
+        *_simulated_columns(layers),
     ]
     columns = [c for c in columns if c[1] is None or any(layer.get(c[1]) is not None for layer in layers)]
     rows = [[format_text(layer.get("name")), format_text(layer.get("type")),
@@ -123,6 +124,19 @@ def layer_table(layers: list[dict[str, Any]], width: int = 80) -> Group:
     rows.append(["total", "", *(total_cell for *_, total_cell in columns)])
     return narrow_tables(["Layer", "Type", *(header for header, *_ in columns)], rows, title="Per layer", keys=2,
                          width=width, styles=[*[None] * len(layers), "bold"])
+
+
+def _simulated_columns(layers: list[dict[str, Any]]) -> list[tuple]:
+    """Simulated energy per layer (``inspect --simulate``): compute, on-chip memory, off-chip memory."""
+    parts = (("Sim compute", "compute_j"), ("Sim on-chip", "onchip_j"), ("Sim off-chip", "offchip_j"))
+
+    def cell(key):
+        return lambda r: format_energy((r.get("simulated") or {}).get(key))
+
+    def total(key):
+        return format_energy(sum((layer.get("simulated") or {}).get(key, 0) for layer in layers))
+
+    return [(header, "simulated", cell(key), total(key)) for header, key in parts]
 
 
 def _record_lines(record: Record) -> list[tuple[str, str]]:
