@@ -1,5 +1,7 @@
 """Compression within an accuracy budget: the best candidate of a ladder, never one outside the budget."""
 
+import importlib.util
+
 import pytest
 
 from wattless.errors import ConfigError
@@ -97,3 +99,25 @@ def test_the_latency_ladder_times_wlz_candidates_natively_and_says_where_the_cho
 def test_bad_options_fail_before_any_work(trained_mlp, digits, tmp_path, options, message):
     with pytest.raises(ConfigError, match=message):
         compress_within_budget(trained_mlp, digits, tmp_path / "x.wlz", ladder=SIZE_LADDER, **options)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("zigzag") is None, reason="ZigZag not installed (extra hw)")
+def test_the_energy_ladder_can_rank_on_one_simulated_design(trained_mlp, digits, tmp_path, monkeypatch):
+    monkeypatch.setenv("WATTLESS_CACHE", str(tmp_path / "cache"))
+    found = compress_within_budget(trained_mlp, digits, tmp_path / "green.wlz", max_drop=5.0, objective="energy",
+                                   energy_model="simulated:edge_tpu_like", ladder=SIZE_LADDER[:2], **FAST)
+    for row in found.rows:
+        assert row["objective_provenance"] == "simulated (edge_tpu_like)"
+        assert row["objective"] == row["record"]["simulated"]["edge_tpu_like"]["energy_j_per_sample"]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"objective": "size", "energy_model": "simulated:edge_tpu_like"}, "goes with --objective energy"),
+    ({"objective": "energy", "energy_model": "watts"}, "unknown; use simulated:DESIGN"),
+])
+def test_energy_model_options_fail_before_any_work(trained_mlp, digits, tmp_path, options, message):
+    with pytest.raises(ConfigError, match=message):
+        compress_within_budget(trained_mlp, digits, tmp_path / "x.wlz", max_drop=1.0, ladder=SIZE_LADDER, **options)
+    with pytest.raises(ConfigError, match="write -o X.wlz"):
+        compress_within_budget(trained_mlp, digits, tmp_path / "x.onnx", max_drop=1.0, ladder=SIZE_LADDER,
+                               objective="energy", energy_model="simulated:edge_tpu_like")

@@ -49,6 +49,23 @@ def drop(baseline: dict[str, Any], metrics: dict[str, Any]) -> float:
     return (metrics["rmse"] - baseline["rmse"]) / baseline["rmse"] * 100
 
 
+def parse_energy_model(energy_model: str | None, objective: str, out: Path):
+    """The design ``simulated:DESIGN`` names (ranking simulated figures only), or None for the record's own figure
+    (measured where a meter ran, else the 45 nm estimate)."""
+    if energy_model in (None, "", "record"):
+        return None
+    if not str(energy_model).startswith("simulated:"):
+        raise ConfigError(f"--energy-model {str(energy_model)[:60]!r} unknown; use simulated:DESIGN (e.g. "
+                          "simulated:edge_tpu_like) or leave it out for the record's own energy")
+    if objective != "energy":
+        raise ConfigError("--energy-model goes with --objective energy")
+    if out.suffix != ".wlz":
+        raise ConfigError("--energy-model simulated:... reads precisions from the .wlz candidates; write -o X.wlz")
+    from .measurement.simulate import architecture
+
+    return architecture(str(energy_model).split(":", 1)[1])
+
+
 def objective_value(record: dict[str, Any], objective: str) -> float:
     """Lower is better: bytes of the file, latency (geometric mean over the timed batches of the median ms
     per sample, on the engine the file runs on), or joules per sample (the record's own figure: rank many
@@ -75,7 +92,7 @@ def engine_latency(record: dict[str, Any]) -> dict[str, float]:
 def compress_within_budget(model: WattlessModel, dataset: Dataset | str, out: str | Path, *, max_drop: float,
                            objective: str = "size", ladder: str | Path | list[Recipe] | None = None,
                            seed: int | None = None, batches: tuple[int, ...] = (1, 256), threads: int = 1,
-                           repeats: int = 30,
+                           repeats: int = 30, energy_model: str | None = None,
                            on_candidate: CandidateCallback | None = None) -> LadderResult:
     """Try every candidate of the ladder for ``objective`` and write the best one within ``max_drop`` to ``out``.
 
@@ -93,6 +110,7 @@ def compress_within_budget(model: WattlessModel, dataset: Dataset | str, out: st
     out = Path(out)
     if out.suffix not in (".wlz", ".onnx"):
         raise ConfigError(f"output must end in .wlz or .onnx, got {str(out)!r}")
+    design = parse_energy_model(energy_model, objective, out)
     candidates = ladder if isinstance(ladder, list) else load_ladder(objective, ladder)
     data = as_dataset(dataset)
     timing = {"batches": batches, "threads": threads, "repeats": repeats}
@@ -114,13 +132,18 @@ def compress_within_budget(model: WattlessModel, dataset: Dataset | str, out: st
             run_recipe(model, data, recipe, path, seed=seed, record=False)
             record = measure_file(path, data, engines=_engines(out, objective), **timing)
             record["name"] = recipe.name
+            if design is not None:
+                from .io import load
+                from .measurement.simulate import add_simulations
+
+                add_simulations(record, load(path, keep_parametrizations=True), [design])
             val = file_quality(path, data, "val")
             row.update({"record": record, "path": path, "val": val, "val_drop": drop(base["val"], val),
                         "test_drop": drop(base["test"], record), "objective": objective_value(record, objective)})
             if objective == "latency":  # where the file is fastest: how to deploy it
                 row["engine"] = min(engine_latency(record).items(), key=lambda item: item[1])[0]
             row["status"] = "within budget" if row["val_drop"] <= max_drop else "over budget"
-        rank_objective(rows, objective)
+        rank_objective(rows, objective, design.name if design is not None else None)
         chosen = choose_within_budget(rows, max_drop)
         if chosen is None:
             return LadderResult(None, None, original, _public(rows))
@@ -141,11 +164,17 @@ def _engines(out: Path, objective: str) -> tuple[str, ...]:
     return ("torch",)
 
 
-def rank_objective(rows: list[dict[str, Any]], objective: str) -> None:
+def rank_objective(rows: list[dict[str, Any]], objective: str, simulated: str | None = None) -> None:
     """Set every measured row's ``objective`` value so that rows compare like with like: energy of one provenance
-    (measured only when every row was metered, else every row's estimate), named in ``objective_provenance``."""
+    (measured only when every row was metered, else every row's estimate; or, with ``simulated``, every row's
+    simulated energy on that design), named in ``objective_provenance``."""
     measured = [row for row in rows if "record" in row]
     if objective != "energy" or not measured:
+        return
+    if simulated is not None:
+        for row in measured:
+            entry = row["record"]["simulated"][simulated]
+            row.update(objective=entry["energy_j_per_sample"], objective_provenance=f"simulated ({simulated})")
         return
     kind, values = comparable_energy([row["record"] for row in measured])
     for row, value in zip(measured, values, strict=True):

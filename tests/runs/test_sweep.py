@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -159,3 +160,21 @@ def test_staging_folders_of_dead_processes_are_removed(tmp_path):
     assert clean_staging(tmp_path) == 1
     assert [name for name, folder in folders.items() if folder.exists()] == [f"{host}~{os.getppid()}",
                                                                              f"other-host~{dead.pid}"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("zigzag") is None, reason="ZigZag not installed (extra hw)")
+def test_a_sweep_can_simulate_every_trial_on_accelerator_designs(tmp_path, write_study, monkeypatch):
+    monkeypatch.setenv("WATTLESS_CACHE", str(tmp_path / "cache"))
+    study = load_study(write_study(measure={"batches": [1], "repeats": 2, "engines": ["torch"],
+                                            "simulate": ["edge_tpu_like"], "clock_mhz": 500}))
+    result = run_sweep(study, db=tmp_path / "runs.db", out=tmp_path / "out", workers=1)
+    assert result.ran == 3 and not result.failed
+    with RunsDB(tmp_path / "runs.db") as runs:
+        records = [runs.get(key)["record"] for key in result.keys]
+    weight_bits = {r["recipe_name"]: r["simulated"]["edge_tpu_like"]["layers"][0]["weight_size"] for r in records}
+    assert weight_bits["ptq4"] == 4 and all(r["simulated"]["edge_tpu_like"]["latency_s"] > 0 for r in records)
+
+
+def test_an_unknown_design_in_a_study_fails_before_any_work(write_study):
+    with pytest.raises(ConfigError):
+        load_study(write_study(measure={"engines": ["torch"], "simulate": ["no_such_design"]}))

@@ -14,6 +14,7 @@ from .._atomic import write_text_atomic
 from ..data import Dataset
 from ..errors import ConfigError, NothingWithinBudget
 from ..io import WattlessModel, load
+from ..ladder import parse_energy_model
 from ..pipeline import Step, StepCallback, check_output_kind, run_recipe
 from ..recipe import CALIBRATION_METHODS, INT8_MODES, OBJECTIVES, Recipe, load_ladder
 from ._common import check_output, dataset_for
@@ -95,12 +96,15 @@ def compress(model: WattlessModel | str | Path, dataset: Dataset | str | None, o
              batches: str | Sequence[int] = (1, 256), threads: int = 1, repeats: int = 50, measure_result: bool = True,
              force: bool = False, trust_code: bool = False, data_dir: str | None = None, target: str | None = None,
              task: str | None = None, grid_intensity: float | None = None, carbon_country: str | None = None,
-             on_step: StepCallback | None = None,
+             energy_model: str | None = None, on_step: StepCallback | None = None,
              on_candidate: Callable[[int, int, str], None] | None = None) -> CompressResult:
     """Apply ``steps`` or a ``recipe`` (a :class:`Recipe`, a shipped name or a YAML path), optionally ending in
     int8 deployment (``int8=True``, ``int8_mode`` static or dynamic), and write ``out`` (``.wlz`` or ``.onnx``);
     or, with ``max_drop`` (points), try the ladder of shipped recipes and keep the best by ``objective`` within
     that budget on validation, confirmed on test. The original and the result are then measured alike.
+
+    With ``objective="energy"``, ``energy_model="simulated:DESIGN"`` ranks the candidates by their energy
+    simulated on that accelerator design (ZigZag, the ``hw`` extra) instead of the record's own figure.
 
     A recipe also writes ``OUT.steps.json``, a record after every step. Nothing is overwritten without ``force``.
 
@@ -126,10 +130,13 @@ def compress(model: WattlessModel | str | Path, dataset: Dataset | str | None, o
             raise ConfigError("--int8 does not combine with --max-drop: int8 candidates are in the ladder, chosen "
                               "when -o ends in .onnx")
         candidates = load_ladder(objective, ladder)  # validated before any work
+        parse_energy_model(energy_model, objective, out)
         source, _ = _source(model, trust_code)
         data = dataset_for(dataset, source.meta, data_dir=data_dir, target=target, task=task)
-        return _within_budget(source, data, out, max_drop, objective, candidates, seed, timing, footprint,
-                              on_candidate)
+        return _within_budget(source, data, out, max_drop, objective, candidates, seed,
+                              {**timing, "energy_model": energy_model}, footprint, on_candidate)
+    if energy_model:
+        raise ConfigError("--energy-model ranks the candidates of --max-drop; add --max-drop and --objective energy")
     parsed = _recipe(steps, recipe, int8, int8_mode, calibration)
     check_output_kind(parsed, out)
     steps_file = check_output(out.with_name(out.name + ".steps.json"), force, *inputs)

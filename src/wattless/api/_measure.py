@@ -10,7 +10,6 @@ from typing import Any
 from ..data import Dataset
 from ..errors import ConfigError
 from ..io import WattlessModel, deployable_module
-from ..measurement.provenance import figure
 from ._common import dataset_for, parse_batches, parse_engines
 from ._models import open_model
 
@@ -83,6 +82,8 @@ def measure(model: WattlessModel | str | Path, dataset: Dataset | str | None = N
             model = loaded
         name = name or path.name
     if designs:
+        from ..measurement.simulate import add_simulations
+
         add_simulations(record, model, designs, partial=simulate_partial)
     if name is not None:
         record["name"] = name
@@ -96,15 +97,6 @@ def _designs(simulate: str | Sequence[str] | None, clock_mhz: float | None) -> l
         raise ConfigError("--clock-mhz needs --simulate ARCH")
     names = [n.strip() for n in simulate.split(",")] if isinstance(simulate, str) else list(simulate or [])
     return [architecture(name, clock_mhz=clock_mhz) for name in names if name]
-
-
-def add_simulations(record: dict[str, Any], model: WattlessModel, designs: list, *, partial: bool = False) -> None:
-    """``record["simulated"]``: ``model`` on every design, each with its own provenance (tool, version, design)."""
-    from ..measurement.simulate import simulate
-
-    record["simulated"] = {design.name: simulate(model, design, partial=partial) for design in designs}
-    record["provenance"]["simulated"] = figure("simulated", "; ".join(
-        entry["provenance"]["by"] for entry in record["simulated"].values()))
 
 
 def inspect(path: str | Path, *, trust_code: bool = False, simulate: str | None = None,

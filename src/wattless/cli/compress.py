@@ -48,6 +48,9 @@ def compress(
     max_drop: float | None = typer.Option(None, "--max-drop", help="Accuracy budget in points (regression: % of "
                                           "RMSE): try the ladder of shipped recipes, keep the best within it."),
     objective: str = typer.Option("size", "--objective", help="With --max-drop: size, latency or energy."),
+    energy_model: str | None = typer.Option(None, "--energy-model", help="With --objective energy: "
+                                            "simulated:DESIGN ranks by energy simulated on an accelerator design "
+                                            "(ZigZag, extra hw)."),
     ladder: Path | None = typer.Option(None, "--ladder", help="With --max-drop: your own ladder YAML."),
     calibration: str = typer.Option("minmax", help="int8 calibration: minmax, entropy or percentile."),
     seed: int | None = typer.Option(None, help="Seed of the techniques (default: the model's)."),
@@ -70,7 +73,8 @@ def compress(
                 model_path, dataset, output, steps=step or (), recipe=recipe, int8=int8, int8_mode=int8_mode,
                 calibration=calibration, max_drop=max_drop, objective=objective, ladder=ladder, seed=seed,
                 batches=batch, threads=threads, repeats=repeats, force=force, trust_code=trust_code,
-                grid_intensity=grid, carbon_country=carbon_country, on_step=on_step, on_candidate=on_candidate,
+                grid_intensity=grid, carbon_country=carbon_country, energy_model=energy_model, on_step=on_step,
+                on_candidate=on_candidate,
                 **data_options(data_dir, target, task))
     except NothingWithinBudget as exc:
         render(exc.result, max_drop, objective, json_out)

@@ -100,6 +100,13 @@ def _validate(hardware: Path) -> None:
         raise ConfigError(f"ZigZag rejected the design {hardware}: {type(exc).__name__}: {first}") from None
 
 
+def add_simulations(record: dict[str, Any], model, designs: list[Architecture], *, partial: bool = False) -> None:
+    """``record["simulated"]``: ``model`` on every design, each with its own provenance (tool, version, design)."""
+    record["simulated"] = {design.name: simulate(model, design, partial=partial) for design in designs}
+    record["provenance"]["simulated"] = figure("simulated", "; ".join(
+        entry["provenance"]["by"] for entry in record["simulated"].values()))
+
+
 def layer_precisions(model) -> tuple[dict[str, int], dict[str, int]]:
     """Weight and input activation bits per layer name of a :class:`~wattless.io.WattlessModel` (whole bits: a
     codebook of 2^k values is k-bit codes)."""

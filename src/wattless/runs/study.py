@@ -10,7 +10,8 @@ baseline: true                     # default true: measure the trained fp32 mode
 recipes:                           # a shipped recipe name, a recipe YAML path, or inline {name, steps}
   - deep-compression
   - {name: ptq4, steps: [{quantize.ptq: {bits: 4}}]}
-measure: {batches: [1, 256], threads: 1, repeats: 50, engines: [torch, onnxruntime], energy_meter: none}
+measure: {batches: [1, 256], threads: 1, repeats: 50, engines: [torch, onnxruntime], energy_meter: none,
+          simulate: [edge_tpu_like]}      # optional: accelerator designs simulated with ZigZag (extra hw)
 data_dir: data                     # optional folder of the data set files (not part of the trial keys)
 ```
 
@@ -50,7 +51,10 @@ class MeasureOptions(BaseModel):
     batches: list[Annotated[int, Field(ge=1, le=65536)]] = Field([1, 256], min_length=1)
     threads: int = Field(1, ge=1)
     repeats: int = Field(50, ge=1)
-    engines: list[Literal["torch", "onnxruntime", "int8"]] = Field(["torch", "onnxruntime"], min_length=1)
+    engines: list[Literal["torch", "onnxruntime", "int8", "native"]] = Field(["torch", "onnxruntime"], min_length=1)
+    simulate: list[str] = Field([], description="accelerator designs each .wlz trial is simulated on (ZigZag, "
+                                "extra hw): shipped names or HARDWARE.yaml[:MAPPING.yaml]")
+    clock_mhz: float | None = Field(None, gt=0, description="the designs' clock, for latency in seconds")
     energy_meter: Literal["none", "auto", "rapl", "nvml"] = Field(
         "none", description="'none' (the labelled estimate) by default: parallel trials share the CPU package, "
         "so a RAPL reading would mix them")
@@ -252,6 +256,11 @@ def _measure(data: dict, source: str) -> MeasureOptions:
         problem = exc.errors()[0]
         raise ConfigError(f"{source}: measure.{'.'.join(map(str, problem['loc']))}: {problem['msg']} "
                           f"(fields: {', '.join(MeasureOptions.model_fields)})") from None
+    if options.simulate:  # every design checked (and ZigZag found) before any trial runs
+        from ..measurement.simulate import architecture
+
+        for design in options.simulate:
+            architecture(design, clock_mhz=options.clock_mhz)
     return options
 
 
