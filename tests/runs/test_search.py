@@ -1,5 +1,7 @@
 """Optuna search over the recipe space: budget on validation, confirmed on test, resumable from the database."""
 
+import importlib.util
+
 import optuna
 import pytest
 
@@ -83,3 +85,14 @@ def test_multi_objective_search_returns_a_pareto_front(wide_mlp, digits, tmp_pat
     assert all("latency" in row and "size" in row for row in found.rows)
     if found.path is not None:
         assert found.path.suffix == ".onnx" and found.path.exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("zigzag") is None, reason="ZigZag not installed (extra hw)")
+def test_an_energy_search_can_compare_simulated_energy(trained_mlp, digits, tmp_path, monkeypatch):
+    monkeypatch.setenv("WATTLESS_CACHE", str(tmp_path / "cache"))
+    found = search(trained_mlp, digits, tmp_path / "green.wlz", max_drop=50.0, objective="energy", trials=2,
+                   db=tmp_path / "runs.db", epochs=0, energy_model="simulated:edge_tpu_like", batches=(1,), repeats=2)
+    with RunsDB(tmp_path / "runs.db") as runs:
+        records = [runs.get(row["id"])["record"] for row in runs.list(study=found.study_name)]
+    assert len(records) == 2 and all("edge_tpu_like" in record["simulated"] for record in records)
+    assert found.path is not None and found.path.exists()

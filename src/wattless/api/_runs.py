@@ -9,6 +9,7 @@ from typing import Any
 from ..data import Dataset
 from ..errors import ConfigError, NothingWithinBudget, TrialsFailed
 from ..io import WattlessModel
+from ..ladder import parse_energy_model
 from ..recipe import OBJECTIVES
 from ._common import check_output, dataset_for
 from ._compress import _source
@@ -20,7 +21,7 @@ def search(model: WattlessModel | str | Path, dataset: Dataset | str | None, out
            objective: str = "size", trials: int = 20, multi: bool = False, epochs: int | None = None,
            db: str | Path = DEFAULT_DB, seed: int | None = None, force: bool = False, trust_code: bool = False,
            data_dir: str | None = None, target: str | None = None, task: str | None = None,
-           on_trial: Callable[[int, dict[str, Any]], None] | None = None):
+           energy_model: str | None = None, on_trial: Callable[[int, dict[str, Any]], None] | None = None):
     """Search the recipe space with Optuna for the best model within ``max_drop`` points (validation, confirmed on
     test) and write it to ``out``; a rerun with the same inputs resumes. Raises :class:`NothingWithinBudget`
     (holding the result, every trial in it) when no trial fits."""
@@ -29,10 +30,12 @@ def search(model: WattlessModel | str | Path, dataset: Dataset | str | None, out
     if objective not in OBJECTIVES:
         raise ConfigError(f"--objective {str(objective)[:40]!r} unknown; use one of {', '.join(OBJECTIVES)}")
     out = check_output(out, force, *([] if isinstance(model, WattlessModel) else [model]))
+    parse_energy_model(energy_model, objective, out)  # before any work
     source, files = _source(model, trust_code)
     data = dataset_for(dataset, source.meta, data_dir=data_dir, target=target, task=task)
     found = run_search(source, data, out, max_drop=max_drop, objective=objective, trials=trials, multi=multi, db=db,
-                       epochs=epochs, seed=seed, model_path=files[0] if files else None, on_trial=on_trial)
+                       epochs=epochs, seed=seed, model_path=files[0] if files else None, energy_model=energy_model,
+                       on_trial=on_trial)
     if found.path is None:
         raise NothingWithinBudget(f"no trial stays within --max-drop {max_drop:g}; nothing written. Raise the budget "
                                   "or --trials", found)

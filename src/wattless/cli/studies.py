@@ -37,6 +37,8 @@ def search(
     max_drop: float = typer.Option(..., "--max-drop", help="Accuracy budget in points (regression: % of RMSE), "
                                    "checked on validation, confirmed on test."),
     objective: str = typer.Option("size", "--objective", help="size, latency or energy."),
+    energy_model: str | None = typer.Option(None, "--energy-model", help="With --objective energy: "
+                                            "simulated:DESIGN compares energy simulated on an accelerator design."),
     trials: int = typer.Option(20, "--trials", help="Trials in all; a rerun with the same inputs resumes."),
     multi: bool = typer.Option(False, "--multi", help="Multi-objective (accuracy, size, latency): Pareto front."),
     epochs: int | None = typer.Option(None, "--epochs", help="Fine-tuning/distillation epochs per trial."),
@@ -54,7 +56,7 @@ def search(
     try:
         found = api.search(model_path, dataset, output, max_drop=max_drop, objective=objective, trials=trials,
                            multi=multi, epochs=epochs, db=db, seed=seed, force=force, trust_code=trust_code,
-                           on_trial=on_trial, **data_options(data_dir, target, task))
+                           energy_model=energy_model, on_trial=on_trial, **data_options(data_dir, target, task))
     except NothingWithinBudget as exc:
         render_search(exc.result, objective, max_drop, json_out)
         raise

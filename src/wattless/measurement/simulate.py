@@ -278,8 +278,9 @@ def _run(single, arch: Architecture, tmp: Path) -> dict[str, Any]:
     import onnx
 
     onnx.save(single, str(path))
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
+    root, own = logging.getLogger(), logging.getLogger("zigzag")
+    level, own_level, handlers = root.level, own.level, list(root.handlers)
+    own.setLevel(logging.CRITICAL)  # its mapping warnings are ours to sum up (the record's warnings), not to print
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             energy, latency, cmes = get_hardware_performance_zigzag(
@@ -294,6 +295,7 @@ def _run(single, arch: Architecture, tmp: Path) -> dict[str, Any]:
         for handler in [h for h in root.handlers if h not in handlers]:
             root.removeHandler(handler)
         root.setLevel(level)
+        own.setLevel(own_level)
     cme = cmes[0][1][0][0]
     # per operand, the energy of each memory level from the array outwards: the last level is off-chip (DRAM)
     offchip = sum(float(levels[-1]) for levels in cme.mem_energy_breakdown.values() if len(levels) > 1)

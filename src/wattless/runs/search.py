@@ -33,7 +33,7 @@ from typing import Any
 from ..data import Dataset, as_dataset
 from ..errors import ConfigError
 from ..io import WattlessModel
-from ..ladder import choose_within_budget, drop, objective_value
+from ..ladder import choose_within_budget, drop, objective_value, parse_energy_model
 from ..recipe import OBJECTIVES, Recipe
 from ..techniques.prune.magnitude import prunable_weights
 
@@ -127,13 +127,16 @@ def study_name(model_path: str | Path | None, model: WattlessModel, data: Datase
 def search(model: WattlessModel, dataset: Dataset | str, out: str | Path, *, max_drop: float,
            objective: str = "size", trials: int = 20, multi: bool = False, db: str | Path = "runs.db",
            epochs: int | None = None, seed: int | None = None, model_path: str | Path | None = None,
-           batches: tuple[int, ...] = (1, 256), repeats: int = 20,
+           batches: tuple[int, ...] = (1, 256), repeats: int = 20, energy_model: str | None = None,
            on_trial: Callable[[int, dict[str, Any]], None] | None = None) -> SearchResult:
-    """Run (or resume) ``trials`` Optuna trials and write the best feasible model to ``out``."""
+    """Run (or resume) ``trials`` Optuna trials and write the best feasible model to ``out``; with ``energy_model``
+    ``simulated:DESIGN`` (objective energy) the trials compare their energy simulated on that design."""
     import optuna
 
+    from ..io import load
     from ..measurement.provenance import energy_value
     from ..measurement.record import measure_file
+    from ..measurement.simulate import add_simulations
     from ..pipeline import file_quality, run_recipe
     from ..train import predict, quality
     from .db import RunsDB
@@ -147,6 +150,7 @@ def search(model: WattlessModel, dataset: Dataset | str, out: str | Path, *, max
     out = Path(out)
     if out.suffix not in (".wlz", ".onnx"):
         raise ConfigError(f"output must end in .wlz or .onnx, got {str(out)!r}")
+    design = parse_energy_model(energy_model, objective, out)
     data = as_dataset(dataset)
     seed = model.meta.get("seed", 0) if seed is None else seed
     epochs = epochs if epochs is not None else default_epochs(objective)
@@ -156,7 +160,8 @@ def search(model: WattlessModel, dataset: Dataset | str, out: str | Path, *, max
 
     base_val = quality(predict(deployable_module(model.module), data.X_val), data, "val")
     base_test = quality(predict(deployable_module(model.module), data.X_test), data, "test")
-    name = study_name(model_path, model, data, objective, max_drop, multi, epochs, seed, out.suffix)
+    ranked = objective if design is None else f"{objective}-simulated-{design.name}-{design.digest}"
+    name = study_name(model_path, model, data, ranked, max_drop, multi, epochs, seed, out.suffix)
     runs = RunsDB(db)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported in the result rows
     storage = optuna.storages.RDBStorage(f"sqlite:///{Path(db).resolve()}",
@@ -182,11 +187,15 @@ def search(model: WattlessModel, dataset: Dataset | str, out: str | Path, *, max
                 raise
             record = measure_file(path, data, batches=batches, repeats=repeats,
                                   engines=("onnxruntime",) if suffix == ".onnx" else ("torch",))
+            if design is not None:
+                add_simulations(record, load(path, keep_parametrizations=True), [design])
             val = file_quality(path, data, "val")
         record["val"] = val
+        energy = (energy_value(record, "estimated") if design is None  # trials compare one provenance
+                  else record["simulated"][design.name]["energy_j_per_sample"])
         values = {"val_drop": drop(base_val, val), "test_drop": drop(base_test, record),
                   "size": objective_value(record, "size"), "latency": objective_value(record, "latency"),
-                  "energy": energy_value(record, "estimated")}  # trials compare estimates: one provenance
+                  "energy": energy}
         trial.set_constraint("accuracy_budget", values["val_drop"] - max_drop)  # feasible when <= 0
         for key, value in values.items():
             trial.set_user_attr(key, value)
