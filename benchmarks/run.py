@@ -14,6 +14,7 @@ from pathlib import Path
 
 import edge  # noqa: E402  (benchmarks/ is the script's own folder)
 import foundation  # noqa: E402
+import hardware  # noqa: E402
 import precision  # noqa: E402
 import pruning  # noqa: E402
 import quantization  # noqa: E402
@@ -30,7 +31,7 @@ from wattless.report import write_results
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "benchmarks" / "results"
 STUDIES = ("foundation", "quantization", "precision", "pruning", "survey", "edge", "sweep", "search", "tabular",
-           "timeseries")
+           "timeseries", "hardware")
 
 
 def run_study(name: str, out_dir: Path) -> str:
@@ -55,6 +56,10 @@ def run_study(name: str, out_dir: Path) -> str:
         return search.run(out_dir)["markdown"]
     if name == "edge":
         return edge.run(out_dir)["markdown"]
+    if name == "hardware":
+        markdown = hardware.run(out_dir)["markdown"]
+        shutil.copyfile(out_dir / "hardware.png", SECTIONS / "hardware.png")
+        return markdown
     if name == "survey":
         study = survey.run(out_dir)
         for model in survey.ROWS:
