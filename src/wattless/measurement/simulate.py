@@ -141,7 +141,9 @@ def simulate(model, arch: Architecture, *, partial: bool = False, cache_dir: Pat
     layers, skipped, warnings = [], [], []
     with tempfile.TemporaryDirectory(prefix="wattless-zigzag-") as tmp:
         whole = Path(tmp) / "model.onnx"
-        export_onnx(deployable_module(model.module).eval(), model.input_shape, whole)
+        # the graph's structure is what ZigZag reads: no numeric check against PyTorch (and no failure when a
+        # fake-quantized activation rounds the other way in ONNX Runtime)
+        export_onnx(deployable_module(model.module).eval(), model.input_shape, whole, check=False)
         graph = onnx.shape_inference.infer_shapes(onnx.load(str(whole)))
         for node in graph.graph.node:
             if node.op_type not in SIMULATED_OPS:
