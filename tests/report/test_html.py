@@ -52,7 +52,11 @@ def _records():
     int8 = {**base, "name": "int8", "recipe": ["quantize.int8"], "accuracy": 0.948, "size_bytes": 100_000,
             "compression_ratio": 4.0, "latency_ms": [_latency("torch", "fp32", 1, 0.9),
                                                      _latency("onnxruntime", "int8", 1, 0.3)],
-            "energy_j_per_sample": {"value": 1e-6, "method": "estimate-45nm", "batch": 1}}
+            "energy_j_per_sample": {"value": 1e-6, "method": "estimate-45nm", "batch": 1},
+            "simulated": {"edge_tpu_like": {"energy_j_per_sample": 3.7e-6, "latency_cycles": 5564.0,
+                                            "latency_s": 1.1128e-5, "warnings": ["fc1: narrowed"],
+                                            "provenance": {"kind": "simulated",
+                                                           "by": "ZigZag 3.9.1 on edge_tpu_like"}}}}
     hostile = {**int8, "name": HOSTILE, "model": '"><img src=x onerror=alert(1)>', "recipe": "<i>r</i>",
                "env": {"cpu": "<b>cpu</b>"}, "macs_per_layer": [{"name": "<td>evil", "macs": 5, "params": 5}],
                "energy_j_per_sample": {"value": 2e-6, "method": "rapl"}}
@@ -236,3 +240,10 @@ def test_report_opens_in_a_headless_browser_without_errors(tmp_path, report):
     shot = _run_browser(tmp_path, f"--screenshot={screenshot}", "--window-size=1280,2000", url)
     assert shot.returncode == 0 and screenshot.read_bytes().startswith(PNG_MAGIC)
     assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_simulated_figures_name_their_tool_version_and_design(report):
+    for path in (report["markdown"], report["html"]):
+        text = path.read_text()
+        assert "Simulated on accelerator designs" in text and "ZigZag 3.9.1 on edge_tpu_like" in text
+        assert "sparsity is not modelled" in text and "5,564" in text

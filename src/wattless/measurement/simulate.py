@@ -166,6 +166,38 @@ def simulate(model, arch: Architecture, *, partial: bool = False, cache_dir: Pat
     return _with_clock(_store(cache, whole_key, _summary(layers, skipped, arch, version, warnings)), arch)
 
 
+def _holds(bits: tuple[int, int], arch: Architecture, version: str, cache: Path, tmp: Path) -> bool:
+    """Whether the design can hold weights and activations of these widths at all: a small layer probed once per
+    (design, 8/16/32-bit width class) and cached, so real layers are not first tried at widths whose operands do not
+    fit the design's registers (a failing mapping search costs seconds)."""
+    classes = tuple(8 if b <= 8 else 16 if b <= 16 else 32 for b in bits)
+    key = hashlib.sha256(json.dumps({"probe": classes, "arch": arch.digest, "zigzag": version,
+                                     "format": CACHE_FORMAT}).encode()).hexdigest()[:32]
+    known = _cached(cache, key)
+    if known is None:
+        try:
+            _run(_probe_layer(*classes), arch, tmp)
+            known = {"holds": True}
+        except ModelError:
+            known = {"holds": False}
+        _store(cache, key, known)
+    return bool(known["holds"])
+
+
+def _probe_layer(weight: int, act: int):
+    """A 16-in, 16-out Gemm at the given widths: the smallest layer every shipped design maps."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    node = helper.make_node("Gemm", ["x", "w"], ["y"], name="probe", transB=1, weight_size=weight, act_size=act,
+                            output_size=2 * act)
+    graph = helper.make_graph([node], "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+                              [numpy_helper.from_array(np.zeros((16, 16), dtype=np.float32), "w")])
+    return helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+
+
 def _model_key(model, weight_bits: dict[str, int], act_bits: dict[str, int], arch: Architecture, version: str,
                partial: bool) -> str:
     """The model's layer structure (its module tree as PyTorch prints it: types, shapes, strides; not the weight
@@ -190,8 +222,9 @@ def _simulate_layer(graph, node, wanted: tuple[int, int], arch: Architecture, ve
     weight, act = wanted
     tries = dict.fromkeys([(weight, act), (weight, min(act, 16)), (weight, min(act, 8)), (min(weight, 16), min(act, 8)),
                            (min(weight, 8), min(act, 8))])
+    holds = [pair for pair in tries if _holds(pair, arch, version, cache, tmp)]
     error = None
-    for weight, act in tries:
+    for weight, act in holds or list(tries)[-1:]:
         bits = {"weight_size": weight, "act_size": act, "output_size": 2 * act}
         single = _single_node(graph, node, bits)
         key = _cache_key(single, arch, version)

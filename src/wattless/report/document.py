@@ -47,6 +47,8 @@ class Group:
     environment: list[tuple[str, str]]
     plot: str
     """File name of the group's Pareto plot (PNG)."""
+    simulated: Table | None = None
+    """Energy and latency simulated on accelerator designs, when any record has them."""
 
     @property
     def heading(self) -> str:
@@ -91,7 +93,27 @@ def _build_group(position: int, dataset: str, task: str, records: list[Record]) 
                     comparison_caption(baseline) + " vs fp32: compression ratio against the fp32 state_dict file.")
     layers = [table for record in records if (table := layer_breakdown(record)) is not None]
     return Group(dataset, task, anchor, records, baseline, summary, _details(records), layers,
-                 _group_notes(records), _environment(baseline), f"pareto-{anchor}.png")
+                 _group_notes(records), _environment(baseline), f"pareto-{anchor}.png", _simulated(records))
+
+
+def _simulated(records: list[Record]) -> Table | None:
+    """One row per (record, design) simulated: energy, latency, and what the simulation names and leaves out."""
+    rows = []
+    for record in records:
+        for design, entry in (record.get("simulated") or {}).items():
+            seconds = entry.get("latency_s")
+            rows.append({"Variant": format_text(record.get("name")), "Design": format_text(design),
+                         "Energy/sample": format_energy(entry.get("energy_j_per_sample")),
+                         "Latency (cycles)": format_count(round(entry.get("latency_cycles") or 0)),
+                         "Latency": MISSING if seconds is None else f"{seconds * 1e3:.4g} ms",
+                         "Narrowed layers": str(len(entry.get("warnings") or [])),
+                         "Left out": str(len(entry.get("left_out") or [])),
+                         "By": format_text((entry.get("provenance") or {}).get("by"))})
+    if not rows:
+        return None
+    return Table("Simulated on accelerator designs", rows, "Simulated figures (ZigZag): sparsity is not modelled and "
+                 "a MAC costs the array's energy whatever its bits; narrowed layers ran at the widest precision the "
+                 "design holds.")
 
 
 def _with_compression(row: dict[str, str], record: Record) -> dict[str, str]:

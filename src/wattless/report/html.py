@@ -69,6 +69,8 @@ def _group(group: Group, png: bytes | None) -> str:
         _image(png, f"{group.task} quality against size, latency and energy per sample for {group.dataset}"),
         _table(group.details),
     ]
+    if group.simulated is not None:
+        parts.append(_table(group.simulated))
     if group.layers:
         parts.append("<h3>Per-layer breakdown</h3>")
         parts += [f"<details{' open' if position == 0 else ''}><summary>{escape(table.title)}</summary>"

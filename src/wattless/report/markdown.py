@@ -51,6 +51,8 @@ def render_document_markdown(document: Document) -> str:
                   f"### Pareto fronts\n\n![{_plain(group.heading)}: quality vs size, latency and energy]"
                   f"({group.plot})",
                   _document_table(group.details)]
+        if group.simulated is not None:
+            parts.append(_document_table(group.simulated))
         if group.layers:
             parts += ["### Per-layer breakdown", *(_document_table(table, level=4) for table in group.layers)]
         if group.environment:
