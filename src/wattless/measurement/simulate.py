@@ -26,6 +26,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..errors import ConfigError, ModelError
 from .provenance import figure
 
@@ -145,11 +147,14 @@ def simulate(model, arch: Architecture, *, partial: bool = False, cache_dir: Pat
         # fake-quantized activation rounds the other way in ONNX Runtime)
         export_onnx(deployable_module(model.module).eval(), model.input_shape, whole, check=False)
         graph = onnx.shape_inference.infer_shapes(onnx.load(str(whole)))
+        owners = _weight_owners(graph, model)
         for node in graph.graph.node:
             if node.op_type not in SIMULATED_OPS:
                 continue
-            name = _module_name(node)
-            wanted = (weight_bits.get(name, 32), act_bits.get(name, DEFAULT_ACT_BITS))
+            name = _module_name(node, owners)
+            act = act_bits.get(name, DEFAULT_ACT_BITS)
+            # a product of two activations (attention's scores) has no weight: both operands are activations
+            wanted = (weight_bits.get(name, 32) if name in owners.values() else act, act)
             try:
                 bits, result = _simulate_layer(graph, node, wanted, arch, version, cache, Path(tmp))
             except ModelError as exc:
@@ -241,10 +246,38 @@ def _simulate_layer(graph, node, wanted: tuple[int, int], arch: Architecture, ve
     raise ModelError(error)
 
 
-def _module_name(node) -> str:
-    """The PyTorch layer an exported node comes from, read from its weight's name (``features.0.weight``)."""
-    weight = node.input[1] if len(node.input) > 1 else ""
-    return weight.removesuffix(".weight") if weight.endswith(".weight") else (node.name or node.op_type)
+def _weight_owners(graph, model) -> dict[str, str]:
+    """Constant name -> the PyTorch layer whose weight it holds: by name (``features.0.weight``), else by value
+    (a Linear on 3-D inputs exports as MatMul with its weight transposed under a generated name)."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    from ..io import deployable_module
+
+    layers = {}
+    for name, module in deployable_module(model.module).named_modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.dim() >= 2:
+            layers[name] = weight.detach().float().numpy()
+    owners = {}
+    for init in graph.graph.initializer:
+        if init.name.endswith(".weight") and init.name.removesuffix(".weight") in layers:
+            owners[init.name] = init.name.removesuffix(".weight")
+            continue
+        value = numpy_helper.to_array(init)
+        for name, weight in layers.items():
+            if value.size == weight.size and value.ndim == 2 and weight.ndim == 2 and (
+                    (value.shape == weight.T.shape and np.array_equal(value, weight.T))
+                    or (value.shape == weight.shape and np.array_equal(value, weight))):
+                owners[init.name] = name
+                break
+    return owners
+
+
+def _module_name(node, owners: dict[str, str]) -> str:
+    """The PyTorch layer an exported node comes from (through its weight constant), else the node's own name."""
+    weight = next((owners[name] for name in node.input[1:] if name in owners), None)
+    return weight or node.name or node.op_type
 
 
 def _single_node(graph, node, bits: dict[str, int]):
