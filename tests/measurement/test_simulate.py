@@ -100,3 +100,23 @@ def test_inspect_splits_each_layers_simulated_energy_beside_the_estimate(quantiz
         assert layer["energy_j"] > 0  # the 45 nm estimate stays beside it
     with pytest.raises(ConfigError, match="one design"):
         wattless.inspect(path, simulate="edge_tpu_like,tpu_like")
+
+
+def test_exported_nodes_are_mapped_to_their_layers_even_when_the_exporter_renames_weights(digits, tmp_path):
+    """A Linear on a sequence exports as MatMul with a transposed, renamed constant: found by its values."""
+    import dataclasses
+
+    import onnx
+
+    from wattless.deploy import export_onnx
+    from wattless.io import deployable_module
+
+    series = dataclasses.replace(digits, **{f"X_{s}": getattr(digits, f"X_{s}").reshape(-1, 4, 16)
+                                            for s in ("train", "val", "test")})
+    model = wattless.train("ts_transformer", series, model_kwargs={"patch_size": 4, "d_model": 16, "depth": 1,
+                                                                   "heads": 2}, epochs=1, seed=0)
+    export_onnx(deployable_module(model.module).eval(), model.input_shape, tmp_path / "m.onnx", check=False)
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(tmp_path / "m.onnx")))
+    owners = sim._weight_owners(graph, model)
+    layers = {sim._module_name(node, owners) for node in graph.graph.node if node.op_type in sim.SIMULATED_OPS}
+    assert {"patch_embed", "encoder.0.qkv", "encoder.0.proj", "encoder.0.fc1", "encoder.0.fc2"} <= layers
