@@ -130,13 +130,9 @@ def compress_within_budget(model: WattlessModel, dataset: Dataset | str, out: st
                 on_candidate(position, len(candidates), recipe.name)
             path = Path(tmp) / f"{position}{out.suffix}"
             run_recipe(model, data, recipe, path, seed=seed, record=False)
-            record = measure_file(path, data, engines=_engines(out, objective), **timing)
+            record = measure_file(path, data, engines=_engines(out, objective),
+                                  designs=[design] if design is not None else (), **timing)
             record["name"] = recipe.name
-            if design is not None:
-                from .io import load
-                from .measurement.simulate import add_simulations
-
-                add_simulations(record, load(path, keep_parametrizations=True), [design])
             val = file_quality(path, data, "val")
             row.update({"record": record, "path": path, "val": val, "val_drop": drop(base["val"], val),
                         "test_drop": drop(base["test"], record), "objective": objective_value(record, objective)})

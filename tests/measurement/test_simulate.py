@@ -115,8 +115,9 @@ def test_exported_nodes_are_mapped_to_their_layers_even_when_the_exporter_rename
                                             for s in ("train", "val", "test")})
     model = wattless.train("ts_transformer", series, model_kwargs={"patch_size": 4, "d_model": 16, "depth": 1,
                                                                    "heads": 2}, epochs=1, seed=0)
-    export_onnx(deployable_module(model.module).eval(), model.input_shape, tmp_path / "m.onnx", check=False)
+    module = deployable_module(model.module).eval()
+    export_onnx(module, model.input_shape, tmp_path / "m.onnx", check=False)
     graph = onnx.shape_inference.infer_shapes(onnx.load(str(tmp_path / "m.onnx")))
-    owners = sim._weight_owners(graph, model)
+    owners = sim._weight_owners(graph, module)
     layers = {sim._module_name(node, owners) for node in graph.graph.node if node.op_type in sim.SIMULATED_OPS}
     assert {"patch_embed", "encoder.0.qkv", "encoder.0.proj", "encoder.0.fc1", "encoder.0.fc2"} <= layers

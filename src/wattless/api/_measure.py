@@ -62,14 +62,16 @@ def measure(model: WattlessModel | str | Path, dataset: Dataset | str | None = N
 
     options = {**timing_options(batches, threads, repeats), "engines": parse_engines(engines)}
     if simulate and not isinstance(model, WattlessModel) and Path(model).suffix == ".onnx":
-        raise ConfigError("hardware simulation reads the precisions from a .wlz model; simulate the .wlz the ONNX "
-                          "file came from")
+        from ..measurement.simulate import NOT_FROM_ONNX
+
+        raise ConfigError(NOT_FROM_ONNX)
     designs = _designs(simulate, clock_mhz)  # checked before any work
+    simulation = {"designs": designs, "simulate_partial": simulate_partial} if designs else {}
     if isinstance(model, WattlessModel) and model.folded and model.path is not None and model.path.is_file():
         model = model.path  # loaded for inference: its file holds what it is (codes, not the dense floats)
     if isinstance(model, WattlessModel):
         data = dataset_for(dataset, model.meta, data_dir=data_dir, target=target, task=task)
-        record = measure_module(model, data, **options)
+        record = measure_module(model, data, **options, **simulation)
     else:
         path = Path(model)
         data = dataset_for(dataset, file_metadata(path), data_dir=data_dir, target=target, task=task)
@@ -78,13 +80,9 @@ def measure(model: WattlessModel | str | Path, dataset: Dataset | str | None = N
         else:
             loaded = open_model(path, model=architecture, dataset=data, model_kwargs=model_kwargs,
                                 trust_code=trust_code)
-            record = measure_module(loaded, data, file_path=path if path.suffix == ".wlz" else None, **options)
-            model = loaded
+            record = measure_module(loaded, data, file_path=path if path.suffix == ".wlz" else None, **options,
+                                    **simulation)
         name = name or path.name
-    if designs:
-        from ..measurement.simulate import add_simulations
-
-        add_simulations(record, model, designs, partial=simulate_partial)
     if name is not None:
         record["name"] = name
     return record
@@ -105,12 +103,12 @@ def inspect(path: str | Path, *, trust_code: bool = False, simulate: str | None 
     weight/activation bits, bytes in the file, MACs and estimated energy (45 nm, batch 1) with its share; with
     ``simulate`` (one design), each layer's simulated energy split into compute, on-chip and off-chip memory."""
     from ..io import load
+    from ..measurement.ops import count_params
+    from ..measurement.profile import dense_fp32_counts, layer_profile, micronet_score, stored_bytes_by_layer
 
     designs = _designs(simulate, clock_mhz)
     if len(designs) > 1:
         raise ConfigError("inspect --simulate takes one design; measure --simulate compares several")
-    from ..measurement.ops import count_params
-    from ..measurement.profile import dense_fp32_counts, layer_profile, micronet_score, stored_bytes_by_layer
 
     loaded = load(path, trust_code=trust_code, keep_parametrizations=True)
     module = deployable_module(loaded.module)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..data import Dataset
 from ..deploy import CALIBRATION_SAMPLES  # noqa: F401  (re-exported: the int8 calibration sample count)
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io import WattlessModel, deployable_module, fp32_state_dict_bytes, save
 from ..packed import layer_weight_bits
 from ..train import quality
@@ -102,8 +102,10 @@ def _timed(runners: dict[str, Any], batches: Sequence[int], threads: int, repeat
 
 def measure_module(model: WattlessModel, dataset: Dataset, *, file_path: str | Path | None = None,
                    batches: Sequence[int] = DEFAULT_BATCHES, threads: int = 1,
-                   engines: Collection[str] = ENGINES, repeats: int = 50, split: str = "test") -> dict[str, Any]:
-    """Measure a :class:`~wattless.io.WattlessModel`: quality in PyTorch, latency on the chosen ``engines``.
+                   engines: Collection[str] = ENGINES, repeats: int = 50, split: str = "test",
+                   designs: Sequence[Any] = (), simulate_partial: bool = False) -> dict[str, Any]:
+    """Measure a :class:`~wattless.io.WattlessModel`: quality in PyTorch, latency on the chosen ``engines``, and
+    energy and latency simulated on accelerator ``designs`` (:func:`~wattless.measurement.simulate.architecture`).
 
     Args:
         file_path: the model's ``.wlz`` file; ``size_bytes`` is its size. Without it, the model is
@@ -152,7 +154,12 @@ def measure_module(model: WattlessModel, dataset: Dataset, *, file_path: str | P
     if native is not None:
         record["native"] = native
         record["provenance"]["native"] = figure("measured", "ELF sections of the built library, the export's arena")
-    return make_record(record)
+    record = make_record(record)
+    if designs:
+        from .simulate import add_simulations
+
+        add_simulations(record, model, designs, partial=simulate_partial)
+    return record
 
 
 def _graph_bits(ops: dict[str, Any], precision: str) -> tuple[dict[str, float], dict[str, float]]:
@@ -222,12 +229,18 @@ def measure_onnx(path: str | Path, dataset: Dataset, *, batches: Sequence[int] =
     return make_record(record)
 
 
-def measure_file(path: str | Path, dataset: Dataset, *, trust_code: bool = False, **options: Any) -> dict[str, Any]:
-    """The record of a written model: an ``.onnx`` file in ONNX Runtime, a ``.wlz`` file through the engines."""
+def measure_file(path: str | Path, dataset: Dataset, *, trust_code: bool = False, designs: Sequence[Any] = (),
+                 **options: Any) -> dict[str, Any]:
+    """The record of a written model: an ``.onnx`` file in ONNX Runtime, a ``.wlz`` file through the engines (and
+    on the accelerator ``designs``, simulated from the model this loads)."""
     from ..io import load
 
     path = Path(path)
     if path.suffix == ".onnx":
+        if designs:
+            from .simulate import NOT_FROM_ONNX
+
+            raise ConfigError(NOT_FROM_ONNX)
         return measure_onnx(path, dataset, **options)
     return measure_module(load(path, trust_code=trust_code, keep_parametrizations=True), dataset, file_path=path,
-                          **options)
+                          designs=designs, **options)

@@ -14,6 +14,7 @@ the layers that changed. ZigZag writes its logs and output folders in a temporar
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -28,6 +29,7 @@ from typing import Any
 
 import torch
 
+from .._json import canonical_json
 from ..errors import ConfigError, ModelError
 from .provenance import figure
 
@@ -38,6 +40,8 @@ SHIPPED = {"edge_tpu_like": "edge_tpu_like", "tpu_like": "tpu_like", "eyeriss_li
 SIMULATED_OPS = ("Conv", "Gemm", "MatMul")
 DEFAULT_ACT_BITS = 32
 PJ = 1e-12
+NOT_FROM_ONNX = ("hardware simulation reads the precisions from a .wlz model; simulate the .wlz the ONNX file came "
+                 "from")
 CACHE_FORMAT = 2
 """The layout of cached results; part of every cache key, so a new layout never reads an old entry."""
 
@@ -51,9 +55,9 @@ class Architecture:
     mapping: Path
     clock_mhz: float | None = None
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """What the cache keys on: the two files' contents."""
+        """What the cache keys on: the two files' contents (read once per design)."""
         return hashlib.sha256(self.hardware.read_bytes() + b"\0" + self.mapping.read_bytes()).hexdigest()[:16]
 
 
@@ -145,9 +149,10 @@ def simulate(model, arch: Architecture, *, partial: bool = False, cache_dir: Pat
         whole = Path(tmp) / "model.onnx"
         # the graph's structure is what ZigZag reads: no numeric check against PyTorch (and no failure when a
         # fake-quantized activation rounds the other way in ONNX Runtime)
-        export_onnx(deployable_module(model.module).eval(), model.input_shape, whole, check=False)
+        module = deployable_module(model.module).eval()
+        export_onnx(module, model.input_shape, whole, check=False)
         graph = onnx.shape_inference.infer_shapes(onnx.load(str(whole)))
-        owners = _weight_owners(graph, model)
+        owners = _weight_owners(graph, module)
         for node in graph.graph.node:
             if node.op_type not in SIMULATED_OPS:
                 continue
@@ -176,8 +181,7 @@ def _holds(bits: tuple[int, int], arch: Architecture, version: str, cache: Path,
     (design, 8/16/32-bit width class) and cached, so real layers are not first tried at widths whose operands do not
     fit the design's registers (a failing mapping search costs seconds)."""
     classes = tuple(8 if b <= 8 else 16 if b <= 16 else 32 for b in bits)
-    key = hashlib.sha256(json.dumps({"probe": classes, "arch": arch.digest, "zigzag": version,
-                                     "format": CACHE_FORMAT}).encode()).hexdigest()[:32]
+    key = _digest({"probe": classes, "arch": arch.digest, "zigzag": version})
     known = _cached(cache, key)
     if known is None:
         try:
@@ -207,17 +211,16 @@ def _model_key(model, weight_bits: dict[str, int], act_bits: dict[str, int], arc
                partial: bool) -> str:
     """The model's layer structure (its module tree as PyTorch prints it: types, shapes, strides; not the weight
     values, which ZigZag does not read), input shape and precisions, the design and ZigZag's version."""
-    described = {"modules": repr(model.module), "input": list(model.input_shape), "weights": weight_bits,
-                 "acts": act_bits, "arch": arch.digest, "zigzag": version, "partial": partial, "format": CACHE_FORMAT}
-    return "model-" + hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
+    return "model-" + _digest({"modules": repr(model.module), "input": list(model.input_shape),
+                               "weights": weight_bits, "acts": act_bits, "arch": arch.digest, "zigzag": version,
+                               "partial": partial})
 
 
 def _with_clock(summary: dict[str, Any], arch: Architecture) -> dict[str, Any]:
     """The summary with latency in seconds when the design's clock is known (the cache holds cycles only)."""
-    summary = {key: value for key, value in summary.items() if key not in ("latency_s", "clock_mhz")}
-    if arch.clock_mhz:
-        summary.update(latency_s=summary["latency_cycles"] / (arch.clock_mhz * 1e6), clock_mhz=arch.clock_mhz)
-    return summary
+    if not arch.clock_mhz:
+        return summary
+    return {**summary, "latency_s": summary["latency_cycles"] / (arch.clock_mhz * 1e6), "clock_mhz": arch.clock_mhz}
 
 
 def _simulate_layer(graph, node, wanted: tuple[int, int], arch: Architecture, version: str, cache: Path,
@@ -246,17 +249,16 @@ def _simulate_layer(graph, node, wanted: tuple[int, int], arch: Architecture, ve
     raise ModelError(error)
 
 
-def _weight_owners(graph, model) -> dict[str, str]:
-    """Constant name -> the PyTorch layer whose weight it holds: by name (``features.0.weight``), else by value
-    (a Linear on 3-D inputs exports as MatMul with its weight transposed under a generated name)."""
+def _weight_owners(graph, module: torch.nn.Module) -> dict[str, str]:
+    """Constant name -> the layer of ``module`` (the exported, dense one) whose weight it holds: by name
+    (``features.0.weight``), else by value (a Linear on 3-D inputs exports as MatMul with its weight transposed under
+    a generated name)."""
     import numpy as np
     from onnx import numpy_helper
 
-    from ..io import deployable_module
-
     layers = {}
-    for name, module in deployable_module(model.module).named_modules():
-        weight = getattr(module, "weight", None)
+    for name, layer in module.named_modules():
+        weight = getattr(layer, "weight", None)
         if isinstance(weight, torch.Tensor) and weight.dim() >= 2:
             layers[name] = weight.detach().float().numpy()
     owners = {}
@@ -311,11 +313,15 @@ def _one_sample(info):
 
 def _cache_key(single, arch: Architecture, version: str) -> str:
     """The layer's structure (op, attributes, shapes: not its weight values), the design and ZigZag's version."""
-    described = {"node": str(single.graph.node[0]).replace(single.graph.node[0].name, ""),
-                 "shapes": [str(info.type) for info in [*single.graph.input, *single.graph.output]],
-                 "weights": [list(init.dims) for init in single.graph.initializer],
-                 "arch": arch.digest, "zigzag": version, "format": CACHE_FORMAT}
-    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
+    return _digest({"node": str(single.graph.node[0]).replace(single.graph.node[0].name, ""),
+                    "shapes": [str(info.type) for info in [*single.graph.input, *single.graph.output]],
+                    "weights": [list(init.dims) for init in single.graph.initializer],
+                    "arch": arch.digest, "zigzag": version})
+
+
+def _digest(described: dict[str, Any]) -> str:
+    """A cache key: the hash of ``described`` as canonical JSON, with the cache layout's version."""
+    return hashlib.sha256(canonical_json({**described, "format": CACHE_FORMAT}).encode()).hexdigest()[:32]
 
 
 def _cached(cache: Path, key: str) -> dict[str, Any] | None:
@@ -339,12 +345,11 @@ def _store(cache: Path, key: str, result: dict[str, Any]) -> dict[str, Any]:
 
 def _run(single, arch: Architecture, tmp: Path) -> dict[str, Any]:
     """ZigZag on one layer: energy in pJ (compute and memory), latency in cycles."""
+    import onnx
     from zigzag.api import get_hardware_performance_zigzag
 
     folder = Path(tempfile.mkdtemp(dir=tmp))
     path = folder / "layer.onnx"
-    import onnx
-
     onnx.save(single, str(path))
     root, own = logging.getLogger(), logging.getLogger("zigzag")
     level, own_level, handlers = root.level, own.level, list(root.handlers)

@@ -133,10 +133,8 @@ def search(model: WattlessModel, dataset: Dataset | str, out: str | Path, *, max
     ``simulated:DESIGN`` (objective energy) the trials compare their energy simulated on that design."""
     import optuna
 
-    from ..io import load
     from ..measurement.provenance import energy_value
     from ..measurement.record import measure_file
-    from ..measurement.simulate import add_simulations
     from ..pipeline import file_quality, run_recipe
     from ..train import predict, quality
     from .db import RunsDB
@@ -186,9 +184,8 @@ def search(model: WattlessModel, dataset: Dataset | str, out: str | Path, *, max
                 trial.set_user_attr("error", str(exc))
                 raise
             record = measure_file(path, data, batches=batches, repeats=repeats,
-                                  engines=("onnxruntime",) if suffix == ".onnx" else ("torch",))
-            if design is not None:
-                add_simulations(record, load(path, keep_parametrizations=True), [design])
+                                  engines=("onnxruntime",) if suffix == ".onnx" else ("torch",),
+                                  designs=[design] if design is not None else ())
             val = file_quality(path, data, "val")
         record["val"] = val
         energy = (energy_value(record, "estimated") if design is None  # trials compare one provenance

@@ -131,6 +131,10 @@ def run_trial(trial: Trial, out: str | Path) -> dict[str, Any]:
     meter, previous = options.pop("energy_meter"), os.environ.get(ENERGY_METER_ENV)
     if artifact.suffix == ".onnx":
         options["engines"] = [e for e in options["engines"] if e != "torch"] or ["onnxruntime"]
+    elif designs:  # the study's accelerator designs (an ONNX trial's precisions are not read: said below)
+        from ..measurement.simulate import architecture
+
+        options["designs"] = [architecture(name, clock_mhz=clock_mhz) for name in designs]
     os.environ[ENERGY_METER_ENV] = meter  # how measure() picks its meter
     try:
         record = measure_file(artifact, data, trust_code=trial.trust_code, **options)
@@ -139,25 +143,12 @@ def run_trial(trial: Trial, out: str | Path) -> dict[str, Any]:
             os.environ.pop(ENERGY_METER_ENV, None)
         else:
             os.environ[ENERGY_METER_ENV] = previous
-    if designs:
-        _simulate(record, artifact, designs, clock_mhz, trial.trust_code)
+    if designs and artifact.suffix == ".onnx":
+        record["simulated_skipped"] = "an ONNX trial: simulation reads the precisions of .wlz models"
     record.update(name=trial.recipe_name, recipe_name=trial.recipe_name, study=trial.study, key=trial.key,
                   train={**trial.train, "seed": trial.seed}, base_artifact=str(base))
     return {"record": record, "artifact": str(artifact), "started": started, "finished": now(),
             "seconds": time.perf_counter() - clock}
-
-
-def _simulate(record: dict[str, Any], artifact: Path, designs: list[str], clock_mhz: float | None,
-              trust_code: bool) -> None:
-    """The study's accelerator designs, for a .wlz trial (an ONNX trial's precisions are not read: said so)."""
-    from ..io import load
-    from ..measurement.simulate import add_simulations, architecture
-
-    if artifact.suffix != ".wlz":
-        record["simulated_skipped"] = "an ONNX trial: simulation reads the precisions of .wlz models"
-        return
-    model = load(artifact, trust_code=trust_code, keep_parametrizations=True)
-    add_simulations(record, model, [architecture(name, clock_mhz=clock_mhz) for name in designs])
 
 
 def execute(kind: str, trial: Trial, out: str, threads: int = 1) -> dict[str, Any]:
