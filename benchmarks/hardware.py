@@ -24,6 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import wattless  # noqa: E402
 from wattless.io import deployable_module  # noqa: E402
+from wattless.measurement.energy import estimate_energy  # noqa: E402
+from wattless.measurement.onnx_ops import count_onnx_macs  # noqa: E402
 from wattless.measurement.profile import layer_profile  # noqa: E402
 from wattless.measurement.simulate import architecture, simulate, zigzag_version  # noqa: E402
 from wattless.report.format import format_energy  # noqa: E402
@@ -33,8 +35,9 @@ MODELS = {"lenet300": ("lenet300.wlz", "fashion-mnist"), "lenet5": ("lenet5.wlz"
 DESIGNS = ("edge_tpu_like", "tpu_like", "meta_prototype")
 WEIGHT_BITS = (32, 16, 8, 6, 4, 3, 2)
 ACT_BITS = (8, 16, 32)
-SURVEY = {"lenet300": ("baseline", "prune", "deep", "kd", "kd-pruned"),
-          "lenet5": ("baseline", "prune", "deep", "kd", "kd-pruned")}
+SURVEY = {name: ("baseline", "prune", "deep", "kd", "kd-pruned", "int8", "kd-int8", "kd-pruned-int8")
+          for name in ("lenet300", "lenet5")}
+"""The survey's pipelines: ``.wlz`` files at their packed bits, ``*-int8`` the ONNX files at the 8 bits they store."""
 CALIBRATION_ROWS = 256
 
 
@@ -50,6 +53,14 @@ def variant(model, data, weight_bits: int, act_bits: int):
 def estimate(model) -> float:
     """The 45 nm analytical estimate (J per sample, batch 1) of the same variant."""
     return layer_profile(model.module, deployable_module(model.module), model.input_shape)["energy"]["value"]
+
+
+def onnx_estimate(path: Path) -> float:
+    """The 45 nm estimate of an ONNX file, from its graph's MACs and stored precisions (batch 1)."""
+    layers = count_onnx_macs(path)["layers"]
+    bits = {layer["name"]: layer["weight_bits"] or layer["act_bits"] for layer in layers}
+    acts = {layer["name"]: layer["act_bits"] for layer in layers}
+    return estimate_energy(layers, weight_bits=bits, act_bits=acts, float_ops=True)["value"]
 
 
 def timed(model, design) -> tuple[dict[str, Any], float]:
@@ -86,13 +97,15 @@ def run(out_dir: Path) -> dict[str, Any]:
         timing["cold" if cold else "cached"] = time.perf_counter() - began
     for name, keys in SURVEY.items():
         for key in keys:
-            path = out_dir / (f"{name}.wlz" if key == "baseline" else f"survey/{name}.{key}.wlz")
-            model = wattless.load(path, keep_parametrizations=True)
+            suffix = ".onnx" if key.endswith("int8") else ".wlz"
+            path = out_dir / (f"{name}.wlz" if key == "baseline" else f"survey/{name}.{key}{suffix}")
+            model = path if suffix == ".onnx" else wattless.load(path, keep_parametrizations=True)
+            estimated = onnx_estimate(path) if suffix == ".onnx" else estimate(model)
             for design in designs:
                 found, _ = timed(model, design)
                 priced.append({"model": name, "key": key, "design": design.name,
                                "energy": found["energy_j_per_sample"], "cycles": found["latency_cycles"],
-                               "estimate": estimate(model), "warnings": len(found.get("warnings", []))})
+                               "estimate": estimated, "warnings": len(found.get("warnings", []))})
     plot(rows, out_dir / "hardware.png")
     seconds = time.perf_counter() - started
     return {"rows": rows, "priced": priced, "markdown": markdown(rows, priced, timing, seconds)}
@@ -163,8 +176,9 @@ def markdown(rows: list[dict[str, Any]], priced: list[dict[str, Any]], timing: d
     if left:
         lines += ["", "Layers ZigZag could not simulate (left out of the figures above): " + ", ".join(
             f"{model} {layer} ({op})" for model, layer, op in left) + "."]
-    lines += ["", "The survey's `.wlz` pipelines priced on each design (energy per sample, simulated; estimate: "
-              "45 nm; pruned weights still cost: sparsity is not modelled):", "",
+    lines += ["", "The survey's pipelines priced on each design (energy per sample, simulated; estimate: 45 nm; "
+              "`.wlz` files at their packed bits, `*-int8` the int8 ONNX files at the 8 bits their graph stores; "
+              "pruned weights still cost: sparsity is not modelled):", "",
               "| model | pipeline | " + " | ".join(DESIGNS) + " | 45 nm estimate |",
               "|---|---|" + "---|" * len(DESIGNS) + "---|"]
     for name, keys in SURVEY.items():

@@ -118,6 +118,3 @@ def test_the_energy_ladder_can_rank_on_one_simulated_design(trained_mlp, digits,
 def test_energy_model_options_fail_before_any_work(trained_mlp, digits, tmp_path, options, message):
     with pytest.raises(ConfigError, match=message):
         compress_within_budget(trained_mlp, digits, tmp_path / "x.wlz", max_drop=1.0, ladder=SIZE_LADDER, **options)
-    with pytest.raises(ConfigError, match="write -o X.wlz"):
-        compress_within_budget(trained_mlp, digits, tmp_path / "x.onnx", max_drop=1.0, ladder=SIZE_LADDER,
-                               objective="energy", energy_model="simulated:edge_tpu_like")

@@ -10,6 +10,7 @@ import pytest
 import wattless
 from wattless.errors import ConfigError
 from wattless.measurement import simulate as sim
+from wattless.measurement import zigzag
 
 needs_zigzag = pytest.mark.skipif(importlib.util.find_spec("zigzag") is None,
                                   reason="ZigZag not installed (pip install 'wattless[hw]')")
@@ -45,7 +46,7 @@ def test_layers_come_from_the_cache_the_second_time(quantized, monkeypatch, tmp_
     def no_zigzag(*args, **kwargs):
         raise AssertionError("ZigZag ran although every layer was cached")
 
-    monkeypatch.setattr(sim, "_run", no_zigzag)
+    monkeypatch.setattr(zigzag, "run_layer", no_zigzag)
     assert sim.simulate(quantized, sim.architecture("edge_tpu_like"), cache_dir=tmp_path)["layers"] == first["layers"]
 
 
@@ -71,20 +72,56 @@ def test_unknown_designs_and_rejected_files_are_one_error(tmp_path):
 
 def test_without_zigzag_the_error_names_the_extra(monkeypatch):
     def missing(name):
-        raise sim.metadata.PackageNotFoundError(name)
+        raise zigzag.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(sim.metadata, "version", missing)
+    monkeypatch.setattr(zigzag.metadata, "version", missing)
     with pytest.raises(ConfigError, match=r"pip install 'wattless\[hw\]'"):
         sim.architecture("edge_tpu_like")
 
 
-def test_simulation_options_are_checked_before_any_work(quantized, digits, tmp_path):
+def test_simulation_options_are_checked_before_any_work(quantized, digits):
     with pytest.raises(ConfigError, match="--clock-mhz needs --simulate"):
         wattless.measure(quantized, digits, clock_mhz=100)
-    onnx_file = tmp_path / "m.onnx"
-    onnx_file.write_bytes(b"")
-    with pytest.raises(ConfigError, match="simulate the .wlz"):
-        wattless.measure(onnx_file, digits, simulate="edge_tpu_like")
+
+
+@needs_zigzag
+@pytest.mark.parametrize("mode, op", [("static", "Gemm"), ("dynamic", "MatMulInteger")])
+def test_an_int8_onnx_file_is_simulated_at_the_8_bits_its_graph_stores(quantized, digits, monkeypatch, tmp_path,
+                                                                         mode, op):
+    monkeypatch.setenv("WATTLESS_CACHE", str(tmp_path))
+    wattless.save(quantized, tmp_path / "m.wlz")
+    wattless.export(tmp_path / "m.wlz", tmp_path / "m.onnx", int8=True, int8_mode=mode, dataset=digits)
+    record = wattless.measure(tmp_path / "m.onnx", digits, engines="onnxruntime", batches="1", repeats=3,
+                              simulate="edge_tpu_like")
+    found = record["simulated"]["edge_tpu_like"]
+    assert [layer["op"] for layer in found["layers"]] == [op] * 3
+    assert all((layer["weight_size"], layer["act_size"]) == (8, 8) and "warning" not in layer
+               for layer in found["layers"])
+    assert record["provenance"]["simulated"]["kind"] == "simulated"
+
+
+@needs_zigzag
+def test_an_op_zigzag_cannot_parse_is_one_error_or_left_out_with_its_share(tmp_path):
+    """ConvTranspose has no form ZigZag parses: named in the error, or listed as left out with --simulate-partial."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["h"], name="up"),
+             helper.make_node("Conv", ["h", "k"], ["y"], name="conv")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 3, 3])],
+                              [numpy_helper.from_array(np.ones((2, 3, 2, 2), np.float32), "w"),
+                               numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "k")])
+    path = tmp_path / "up.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    design = sim.architecture("edge_tpu_like")
+    with pytest.raises(wattless.errors.ModelError, match=r"node up \(ConvTranspose\)"):
+        sim.simulate(path, design, cache_dir=tmp_path)
+    found = sim.simulate(path, design, partial=True, cache_dir=tmp_path)
+    assert [layer["name"] for layer in found["layers"]] == ["conv"]
+    assert [left["name"] for left in found["left_out"]] == ["up"]
+    assert found["left_out_macs"] == 2 * 4 * 4 * 3 * 2 * 2 and found["simulated_macs"] == 4 * 3 * 3 * 3 * 3 * 3
 
 
 @needs_zigzag

@@ -130,7 +130,7 @@ def compress(model: WattlessModel | str | Path, dataset: Dataset | str | None, o
             raise ConfigError("--int8 does not combine with --max-drop: int8 candidates are in the ladder, chosen "
                               "when -o ends in .onnx")
         candidates = load_ladder(objective, ladder)  # validated before any work
-        parse_energy_model(energy_model, objective, out)
+        parse_energy_model(energy_model, objective)
         source, _ = _source(model, trust_code)
         data = dataset_for(dataset, source.meta, data_dir=data_dir, target=target, task=task)
         return _within_budget(source, data, out, max_drop, objective, candidates, seed,

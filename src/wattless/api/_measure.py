@@ -61,10 +61,6 @@ def measure(model: WattlessModel | str | Path, dataset: Dataset | str | None = N
     from ..measurement.record import measure_module, measure_onnx
 
     options = {**timing_options(batches, threads, repeats), "engines": parse_engines(engines)}
-    if simulate and not isinstance(model, WattlessModel) and Path(model).suffix == ".onnx":
-        from ..measurement.simulate import NOT_FROM_ONNX
-
-        raise ConfigError(NOT_FROM_ONNX)
     designs = _designs(simulate, clock_mhz)  # checked before any work
     simulation = {"designs": designs, "simulate_partial": simulate_partial} if designs else {}
     if isinstance(model, WattlessModel) and model.folded and model.path is not None and model.path.is_file():
@@ -76,7 +72,7 @@ def measure(model: WattlessModel | str | Path, dataset: Dataset | str | None = N
         path = Path(model)
         data = dataset_for(dataset, file_metadata(path), data_dir=data_dir, target=target, task=task)
         if path.suffix == ".onnx":
-            record = measure_onnx(path, data, **options)
+            record = measure_onnx(path, data, **options, **simulation)
         else:
             loaded = open_model(path, model=architecture, dataset=data, model_kwargs=model_kwargs,
                                 trust_code=trust_code)

@@ -30,7 +30,7 @@ def search(model: WattlessModel | str | Path, dataset: Dataset | str | None, out
     if objective not in OBJECTIVES:
         raise ConfigError(f"--objective {str(objective)[:40]!r} unknown; use one of {', '.join(OBJECTIVES)}")
     out = check_output(out, force, *([] if isinstance(model, WattlessModel) else [model]))
-    parse_energy_model(energy_model, objective, out)  # before any work
+    parse_energy_model(energy_model, objective)  # before any work
     source, files = _source(model, trust_code)
     data = dataset_for(dataset, source.meta, data_dir=data_dir, target=target, task=task)
     found = run_search(source, data, out, max_drop=max_drop, objective=objective, trials=trials, multi=multi, db=db,

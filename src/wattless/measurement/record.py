@@ -17,7 +17,7 @@ from typing import Any
 
 from ..data import Dataset
 from ..deploy import CALIBRATION_SAMPLES  # noqa: F401  (re-exported: the int8 calibration sample count)
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..io import WattlessModel, deployable_module, fp32_state_dict_bytes, save
 from ..packed import layer_weight_bits
 from ..train import quality
@@ -177,8 +177,9 @@ def _graph_bits(ops: dict[str, Any], precision: str) -> tuple[dict[str, float], 
 
 def measure_onnx(path: str | Path, dataset: Dataset, *, batches: Sequence[int] = DEFAULT_BATCHES,
                  threads: int = 1, engines: Collection[str] = ENGINES, repeats: int = 50,
-                 split: str = "test") -> dict[str, Any]:
-    """Measure an ``.onnx`` file by running it in ONNX Runtime as stored (int8 or fp32), counting from its graph."""
+                 split: str = "test", designs: Sequence[Any] = (), simulate_partial: bool = False) -> dict[str, Any]:
+    """Measure an ``.onnx`` file by running it in ONNX Runtime as stored (int8 or fp32), counting from its graph;
+    on the accelerator ``designs``, simulated at the precisions its graph stores."""
     chosen = check_engines(engines)
     runner = get_engine("onnxruntime").load(path, workdir=Path(path).parent)
     if "torch" in chosen and len(chosen) == 1:
@@ -226,21 +227,21 @@ def measure_onnx(path: str | Path, dataset: Dataset, *, batches: Sequence[int] =
         "latency_ms": _timed({"onnxruntime": runner}, batches, threads, repeats) if batches else [],
         **energy, "artifact": str(path),
     })
+    if designs:
+        from .simulate import add_simulations
+
+        add_simulations(record, Path(path), list(designs), partial=simulate_partial)
     return make_record(record)
 
 
 def measure_file(path: str | Path, dataset: Dataset, *, trust_code: bool = False, designs: Sequence[Any] = (),
                  **options: Any) -> dict[str, Any]:
-    """The record of a written model: an ``.onnx`` file in ONNX Runtime, a ``.wlz`` file through the engines (and
-    on the accelerator ``designs``, simulated from the model this loads)."""
+    """The record of a written model: an ``.onnx`` file in ONNX Runtime, a ``.wlz`` file through the engines; each
+    also simulated on the accelerator ``designs``."""
     from ..io import load
 
     path = Path(path)
     if path.suffix == ".onnx":
-        if designs:
-            from .simulate import NOT_FROM_ONNX
-
-            raise ConfigError(NOT_FROM_ONNX)
-        return measure_onnx(path, dataset, **options)
+        return measure_onnx(path, dataset, designs=designs, **options)
     return measure_module(load(path, trust_code=trust_code, keep_parametrizations=True), dataset, file_path=path,
                           designs=designs, **options)

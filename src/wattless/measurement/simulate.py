@@ -13,101 +13,42 @@ the layers that changed. ZigZag writes its logs and output folders in a temporar
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import io
-import json
-import logging
 import math
 import os
 import tempfile
-from dataclasses import dataclass
-from importlib import metadata
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .._json import canonical_json
-from ..errors import ConfigError, ModelError
+from ..errors import ModelError
+from .onnx_graph import _MAC_OPS
 from .provenance import figure
+from .zigzag import (
+    DEFAULT_ACT_BITS,
+    SHIPPED,
+    TOOL,
+    Architecture,
+    LayerJob,
+    architecture,
+    cache_folder,
+    cached,
+    digest,
+    simulate_layer,
+    store,
+    zigzag_version,
+)
 
-TOOL = "ZigZag"
-SHIPPED = {"edge_tpu_like": "edge_tpu_like", "tpu_like": "tpu_like", "eyeriss_like": "default",
-           "ascend_like": "ascend_like", "tesla_npu_like": "tesla_npu_like", "meta_prototype": "meta_prototype_like"}
-"""Architectures ZigZag ships (hardware YAML name -> the mapping YAML it ships for it)."""
+__all__ = ["SHIPPED", "TOOL", "Architecture", "add_simulations", "architecture", "simulate", "zigzag_version"]
 SIMULATED_OPS = ("Conv", "Gemm", "MatMul")
-DEFAULT_ACT_BITS = 32
 PJ = 1e-12
-NOT_FROM_ONNX = ("hardware simulation reads the precisions from a .wlz model; simulate the .wlz the ONNX file came "
-                 "from")
-CACHE_FORMAT = 2
-"""The layout of cached results; part of every cache key, so a new layout never reads an old entry."""
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """An accelerator design: ZigZag hardware and mapping YAML files; ``clock_mhz`` when known."""
-
-    name: str
-    hardware: Path
-    mapping: Path
-    clock_mhz: float | None = None
-
-    @functools.cached_property
-    def digest(self) -> str:
-        """What the cache keys on: the two files' contents (read once per design)."""
-        return hashlib.sha256(self.hardware.read_bytes() + b"\0" + self.mapping.read_bytes()).hexdigest()[:16]
-
-
-def zigzag_version() -> str:
-    """The installed ZigZag's version, or one error naming the extra to install."""
-    try:
-        return metadata.version("zigzag-dse")
-    except metadata.PackageNotFoundError:
-        raise ConfigError("hardware simulation needs ZigZag; install it: pip install 'wattless[hw]' (zigzag-dse)") \
-            from None
-
-
-def architecture(spec: str, *, clock_mhz: float | None = None) -> Architecture:
-    """A shipped design by name, or ``HARDWARE.yaml[:MAPPING.yaml]`` of the user's own (the shipped default mapping
-    when none is given)."""
-    zigzag_version()
-    import zigzag
-
-    inputs = Path(zigzag.__file__).parent / "inputs"
-    if clock_mhz is not None and not (isinstance(clock_mhz, int | float) and clock_mhz > 0):
-        raise ConfigError(f"--clock-mhz must be a positive number, got {clock_mhz!r}")
-    if spec in SHIPPED:
-        return Architecture(spec, inputs / "hardware" / f"{spec}.yaml", inputs / "mapping" / f"{SHIPPED[spec]}.yaml",
-                            clock_mhz)
-    hardware, _, mapping = spec.partition(":")
-    if not hardware.endswith((".yaml", ".yml")):
-        raise ConfigError(f"unknown architecture {spec!r}; use one of {', '.join(SHIPPED)} or "
-                          "HARDWARE.yaml[:MAPPING.yaml]")
-    paths = [Path(hardware), Path(mapping) if mapping else inputs / "mapping" / "default.yaml"]
-    for path in paths:
-        if not path.is_file():
-            raise ConfigError(f"architecture file {str(path)!r} not found")
-    _validate(paths[0])
-    return Architecture(paths[0].stem, paths[0], paths[1], clock_mhz)
-
-
-def _validate(hardware: Path) -> None:
-    """ZigZag's own check of a design file: its message and the file when it rejects it."""
-    from zigzag.stages.parser.accelerator_parser import AcceleratorParserStage
-
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            AcceleratorParserStage.parse_accelerator(str(hardware))
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise ConfigError(f"ZigZag rejected the design {hardware}: {type(exc).__name__}: {first}") from None
 
 
 def add_simulations(record: dict[str, Any], model, designs: list[Architecture], *, partial: bool = False) -> None:
-    """``record["simulated"]``: ``model`` on every design, each with its own provenance (tool, version, design)."""
+    """``record["simulated"]``: ``model`` (a loaded model or an ``.onnx`` path) on every design, each with its own
+    provenance (tool, version, design)."""
     record["simulated"] = {design.name: simulate(model, design, partial=partial) for design in designs}
     record["provenance"]["simulated"] = figure("simulated", "; ".join(
         entry["provenance"]["by"] for entry in record["simulated"].values()))
@@ -127,91 +68,112 @@ def layer_precisions(model) -> tuple[dict[str, int], dict[str, int]]:
 def simulate(model, arch: Architecture, *, partial: bool = False, cache_dir: Path | None = None) -> dict[str, Any]:
     """Energy (J per sample) and latency (cycles; seconds with a clock) of ``model`` on ``arch``, total and per layer.
 
+    ``model`` is a :class:`~wattless.io.WattlessModel` (weight bits from its packed form, activation bits from its
+    attached quantizers) or the path of an ``.onnx`` file (bits from its graph: int8 QDQ and integer ops at 8, float
+    tensors at their width; an fp32 export of a packed model is fp32 to the simulator: simulate its ``.wlz``).
+
     Raises:
         ModelError: a layer ZigZag cannot parse (without ``partial``: with it, the record names what was left out
             and its share of the MACs).
         ConfigError: ZigZag missing, or a design it rejects (its message and the file).
     """
     version = zigzag_version()
+    cache = cache_folder(cache_dir)
+    from_file = isinstance(model, str | os.PathLike)
+    if from_file:
+        whole_key = "onnx-" + digest({"file": _file_digest(Path(model)), "arch": arch.digest, "zigzag": version,
+                                      "partial": partial})
+    else:
+        weight_bits, act_bits = layer_precisions(model)
+        whole_key = _model_key(model, weight_bits, act_bits, arch, version, partial)
+    known = cached(cache, whole_key)  # the same structure and precisions on the same design: no export at all
+    if known is not None:
+        return _with_clock(known, arch)
+    from .simulate_onnx import onnx_layers
+
+    jobs = onnx_layers(Path(model)) if from_file else _module_layers(model, weight_bits, act_bits)
+    with tempfile.TemporaryDirectory(prefix="wattless-zigzag-") as tmp:
+        summary = _simulate_layers(jobs, arch, version, cache, Path(tmp), partial)
+    return _with_clock(store(cache, whole_key, summary), arch)
+
+
+_EXPORTED: OrderedDict[str, list[LayerJob]] = OrderedDict()
+"""The layers of the last few models exported here (one export serves every design, and the variants of a study
+that differ only in precision)."""
+
+
+def _module_layers(model, weight_bits: dict[str, int], act_bits: dict[str, int]) -> list[LayerJob]:
+    """The layers of a loaded model: exported (dense) to ONNX, each MAC node named after its PyTorch layer and given
+    the model's own precisions."""
     import onnx
 
     from ..deploy import export_onnx
     from ..io import deployable_module
+    from .simulate_onnx import onnx_layers
 
-    weight_bits, act_bits = layer_precisions(model)
-    cache = Path(cache_dir or Path(os.environ.get("WATTLESS_CACHE", Path.home() / ".cache" / "wattless")) / "zigzag")
-    whole_key = _model_key(model, weight_bits, act_bits, arch, version, partial)
-    known = _cached(cache, whole_key)  # the same structure and precisions on the same design: no export at all
-    if known is not None:
-        return _with_clock(known, arch)
-    layers, skipped, warnings = [], [], []
-    with tempfile.TemporaryDirectory(prefix="wattless-zigzag-") as tmp:
-        whole = Path(tmp) / "model.onnx"
-        # the graph's structure is what ZigZag reads: no numeric check against PyTorch (and no failure when a
-        # fake-quantized activation rounds the other way in ONNX Runtime)
-        module = deployable_module(model.module).eval()
-        export_onnx(module, model.input_shape, whole, check=False)
-        graph = onnx.shape_inference.infer_shapes(onnx.load(str(whole)))
+    key = digest({"modules": repr(model.module), "input": list(model.input_shape)})
+    if key not in _EXPORTED:
+        with tempfile.TemporaryDirectory(prefix="wattless-zigzag-") as tmp:
+            whole = Path(tmp) / "model.onnx"
+            # the graph's structure is what ZigZag reads: no numeric check against PyTorch (and no failure when a
+            # fake-quantized activation rounds the other way in ONNX Runtime)
+            module = deployable_module(model.module).eval()
+            export_onnx(module, model.input_shape, whole, check=False)
+            graph = onnx.load(str(whole))
         owners = _weight_owners(graph, module)
-        for node in graph.graph.node:
-            if node.op_type not in SIMULATED_OPS:
-                continue
-            name = _module_name(node, owners)
-            act = act_bits.get(name, DEFAULT_ACT_BITS)
-            # a product of two activations (attention's scores) has no weight: both operands are activations
-            wanted = (weight_bits.get(name, 32) if name in owners.values() else act, act)
-            try:
-                bits, result = _simulate_layer(graph, node, wanted, arch, version, cache, Path(tmp))
-            except ModelError as exc:
-                if not partial:
-                    raise
-                skipped.append({"name": name, "op": node.op_type, "reason": str(exc)})
-                continue
-            layer = {"name": name, "op": node.op_type, **bits, **result}
-            if (bits["weight_size"], bits["act_size"]) != wanted:
-                layer["warning"] = (f"{arch.name} cannot hold {wanted[0]}-bit weights and {wanted[1]}-bit "
-                                    f"activations; simulated at {bits['weight_size']} and {bits['act_size']} bits")
-                warnings.append(f"{name}: {layer['warning']}")
-            layers.append(layer)
-    return _with_clock(_store(cache, whole_key, _summary(layers, skipped, arch, version, warnings)), arch)
+        nodes = [node for node in graph.graph.node if node.op_type in _MAC_OPS]
+        _EXPORTED[key] = [job._replace(name=_module_name(node, owners),
+                                       weighted=any(name in owners for name in node.input[1:]))
+                          for job, node in zip(onnx_layers(graph), nodes, strict=True)]
+        while len(_EXPORTED) > 4:
+            _EXPORTED.popitem(last=False)
+    jobs = []
+    for job in _EXPORTED[key]:
+        act = act_bits.get(job.name, DEFAULT_ACT_BITS)
+        # a product of two activations (attention's scores) has no weight: both operands are activations
+        jobs.append(job._replace(wanted=(weight_bits.get(job.name, 32) if job.weighted else act, act)))
+    return jobs
 
 
-def _holds(bits: tuple[int, int], arch: Architecture, version: str, cache: Path, tmp: Path) -> bool:
-    """Whether the design can hold weights and activations of these widths at all: a small layer probed once per
-    (design, 8/16/32-bit width class) and cached, so real layers are not first tried at widths whose operands do not
-    fit the design's registers (a failing mapping search costs seconds)."""
-    classes = tuple(8 if b <= 8 else 16 if b <= 16 else 32 for b in bits)
-    key = _digest({"probe": classes, "arch": arch.digest, "zigzag": version})
-    known = _cached(cache, key)
-    if known is None:
+def _simulate_layers(jobs: list[LayerJob], arch: Architecture, version: str, cache: Path, tmp: Path,
+                     partial: bool) -> dict[str, Any]:
+    layers, skipped, warnings = [], [], []
+    for job in jobs:
         try:
-            _run(_probe_layer(*classes), arch, tmp)
-            known = {"holds": True}
-        except ModelError:
-            known = {"holds": False}
-        _store(cache, key, known)
-    return bool(known["holds"])
+            if job.build is None:
+                raise ModelError(f"ZigZag cannot simulate node {job.name} ({job.op}): it parses "
+                                 f"{', '.join(SIMULATED_OPS)} layers only")
+            bits, result = simulate_layer(job.build, job.wanted, arch, version, cache, tmp)
+        except ModelError as exc:
+            if not partial:
+                raise
+            skipped.append({"name": job.name, "op": job.op, "macs": job.macs, "reason": str(exc)})
+            continue
+        layer = {"name": job.name, "op": job.op, **bits, **result, "macs": job.macs}
+        if (bits["weight_size"], bits["act_size"]) != job.wanted:
+            layer["warning"] = (f"{arch.name} cannot hold {job.wanted[0]}-bit weights and {job.wanted[1]}-bit "
+                                f"activations; simulated at {bits['weight_size']} and {bits['act_size']} bits")
+            warnings.append(f"{job.name}: {layer['warning']}")
+        layers.append(layer)
+    if not layers:
+        raise ModelError(f"ZigZag could simulate no layer of this model on {arch.name}: "
+                         f"{skipped[0]['reason'] if skipped else 'it has no Conv, Gemm or MatMul'}")
+    return _summary(layers, skipped, arch, version, warnings)
 
 
-def _probe_layer(weight: int, act: int):
-    """A 16-in, 16-out Gemm at the given widths: the smallest layer every shipped design maps."""
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    node = helper.make_node("Gemm", ["x", "w"], ["y"], name="probe", transB=1, weight_size=weight, act_size=act,
-                            output_size=2 * act)
-    graph = helper.make_graph([node], "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
-                              [numpy_helper.from_array(np.zeros((16, 16), dtype=np.float32), "w")])
-    return helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+def _file_digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
 
 
 def _model_key(model, weight_bits: dict[str, int], act_bits: dict[str, int], arch: Architecture, version: str,
                partial: bool) -> str:
     """The model's layer structure (its module tree as PyTorch prints it: types, shapes, strides; not the weight
     values, which ZigZag does not read), input shape and precisions, the design and ZigZag's version."""
-    return "model-" + _digest({"modules": repr(model.module), "input": list(model.input_shape),
+    return "model-" + digest({"modules": repr(model.module), "input": list(model.input_shape),
                                "weights": weight_bits, "acts": act_bits, "arch": arch.digest, "zigzag": version,
                                "partial": partial})
 
@@ -221,32 +183,6 @@ def _with_clock(summary: dict[str, Any], arch: Architecture) -> dict[str, Any]:
     if not arch.clock_mhz:
         return summary
     return {**summary, "latency_s": summary["latency_cycles"] / (arch.clock_mhz * 1e6), "clock_mhz": arch.clock_mhz}
-
-
-def _simulate_layer(graph, node, wanted: tuple[int, int], arch: Architecture, version: str, cache: Path,
-                    tmp: Path) -> tuple[dict[str, int], dict[str, Any]]:
-    """The layer at its (weight, activation) bits, else at the nearest narrower ones the design can hold (its
-    registers may be 8 bits wide); the partial sums at twice the activations. Failures are cached too."""
-    weight, act = wanted
-    tries = dict.fromkeys([(weight, act), (weight, min(act, 16)), (weight, min(act, 8)), (min(weight, 16), min(act, 8)),
-                           (min(weight, 8), min(act, 8))])
-    holds = [pair for pair in tries if _holds(pair, arch, version, cache, tmp)]
-    error = None
-    for weight, act in holds or list(tries)[-1:]:
-        bits = {"weight_size": weight, "act_size": act, "output_size": 2 * act}
-        single = _single_node(graph, node, bits)
-        key = _cache_key(single, arch, version)
-        result = _cached(cache, key)
-        if result is None:
-            try:
-                result = _run(single, arch, tmp)
-            except ModelError as exc:
-                result = {"error": str(exc)}
-            _store(cache, key, result)
-        if "error" not in result:
-            return bits, result
-        error = error or result["error"]
-    raise ModelError(error)
 
 
 def _weight_owners(graph, module: torch.nn.Module) -> dict[str, str]:
@@ -282,106 +218,11 @@ def _module_name(node, owners: dict[str, str]) -> str:
     return weight or node.name or node.op_type
 
 
-def _single_node(graph, node, bits: dict[str, int]):
-    """A model of ``node`` alone (its inputs, initializers and shapes), with ZigZag's precision attributes set."""
-    import onnx
-    from onnx import helper
-
-    initializers = {init.name: init for init in graph.graph.initializer}
-    shapes = {info.name: info for info in [*graph.graph.value_info, *graph.graph.input, *graph.graph.output]}
-    copy = onnx.NodeProto()
-    copy.CopyFrom(node)
-    for key, value in bits.items():
-        copy.attribute.append(helper.make_attribute(key, int(value)))
-    inputs = [_one_sample(shapes[name]) for name in node.input if name and name not in initializers]
-    inits = [initializers[name] for name in node.input if name in initializers]
-    return helper.make_model(helper.make_graph([copy], "layer", inputs, [_one_sample(shapes[node.output[0]])], inits),
-                             opset_imports=graph.opset_import)
-
-
-def _one_sample(info):
-    """A value's type with every symbolic dimension (the batch) set to 1: ZigZag reads fixed sizes."""
-    import onnx
-
-    fixed = onnx.ValueInfoProto()
-    fixed.CopyFrom(info)
-    for dim in fixed.type.tensor_type.shape.dim:
-        if not dim.HasField("dim_value"):
-            dim.dim_value = 1
-    return fixed
-
-
-def _cache_key(single, arch: Architecture, version: str) -> str:
-    """The layer's structure (op, attributes, shapes: not its weight values), the design and ZigZag's version."""
-    return _digest({"node": str(single.graph.node[0]).replace(single.graph.node[0].name, ""),
-                    "shapes": [str(info.type) for info in [*single.graph.input, *single.graph.output]],
-                    "weights": [list(init.dims) for init in single.graph.initializer],
-                    "arch": arch.digest, "zigzag": version})
-
-
-def _digest(described: dict[str, Any]) -> str:
-    """A cache key: the hash of ``described`` as canonical JSON, with the cache layout's version."""
-    return hashlib.sha256(canonical_json({**described, "format": CACHE_FORMAT}).encode()).hexdigest()[:32]
-
-
-def _cached(cache: Path, key: str) -> dict[str, Any] | None:
-    path = cache / f"{key}.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None  # a damaged entry is simulated again
-
-
-def _store(cache: Path, key: str, result: dict[str, Any]) -> dict[str, Any]:
-    with contextlib.suppress(OSError):  # a read-only cache only costs time
-        cache.mkdir(parents=True, exist_ok=True)
-        staging = cache / f".{key}.tmp"
-        staging.write_text(json.dumps(result))
-        os.replace(staging, cache / f"{key}.json")
-    return result
-
-
-def _run(single, arch: Architecture, tmp: Path) -> dict[str, Any]:
-    """ZigZag on one layer: energy in pJ (compute and memory), latency in cycles."""
-    import onnx
-    from zigzag.api import get_hardware_performance_zigzag
-
-    folder = Path(tempfile.mkdtemp(dir=tmp))
-    path = folder / "layer.onnx"
-    onnx.save(single, str(path))
-    root, own = logging.getLogger(), logging.getLogger("zigzag")
-    level, own_level, handlers = root.level, own.level, list(root.handlers)
-    own.setLevel(logging.CRITICAL)  # its mapping warnings are ours to sum up (the record's warnings), not to print
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            energy, latency, cmes = get_hardware_performance_zigzag(
-                str(path), str(arch.hardware), str(arch.mapping), dump_folder=str(folder / "out"),
-                loma_show_progress_bar=False)
-    except Exception as exc:  # the design was validated first: what fails here is this layer on this design
-        node = single.graph.node[0]
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ModelError(f"ZigZag cannot simulate node {node.name or '?'} ({node.op_type}) on {arch.name}: "
-                         f"{type(exc).__name__}: {first}") from None
-    finally:  # ZigZag calls logging.basicConfig(INFO): its handler goes, the root logger's level comes back
-        for handler in [h for h in root.handlers if h not in handlers]:
-            root.removeHandler(handler)
-        root.setLevel(level)
-        own.setLevel(own_level)
-    cme = cmes[0][1][0][0]
-    # per operand, the energy of each memory level from the array outwards: the last level is off-chip (DRAM)
-    offchip = sum(float(levels[-1]) for levels in cme.mem_energy_breakdown.values() if len(levels) > 1)
-    return {"energy_pj": float(energy), "compute_pj": float(cme.mac_energy),
-            "onchip_pj": float(cme.mem_energy) - offchip, "offchip_pj": offchip,
-            "latency_cycles": float(latency), "macs": int(getattr(cme.layer, "total_mac_count", 0) or 0)}
-
-
 def _summary(layers: list[dict[str, Any]], skipped: list[dict[str, Any]], arch: Architecture, version: str,
              warnings: list[str]) -> dict[str, Any]:
     energy_pj = sum(layer["energy_pj"] for layer in layers)
     cycles = sum(layer["latency_cycles"] for layer in layers)
-    by = f"{TOOL} {version} on {arch.name}, layer by layer, batch 1"
+    by = f"{TOOL} {version} on {arch.name}, layer by layer, batch 1, mapping searched for latency"
     summary = {"tool": TOOL, "version": version, "architecture": arch.name, "hardware": str(arch.hardware),
                "mapping": str(arch.mapping), "energy_j_per_sample": energy_pj * PJ,
                "latency_cycles": cycles, "layers": layers, "sparsity_modelled": False,
@@ -390,8 +231,9 @@ def _summary(layers: list[dict[str, Any]], skipped: list[dict[str, Any]], arch: 
     if warnings:
         summary["warnings"] = warnings
     if skipped:
-        total = sum(layer["macs"] for layer in layers)
-        summary["left_out"] = skipped
-        summary["note"] += f"; {len(skipped)} layer(s) ZigZag could not parse are left out"
-        summary["simulated_macs"] = total
+        simulated, left = sum(layer["macs"] for layer in layers), sum(layer["macs"] for layer in skipped)
+        summary.update(left_out=skipped, simulated_macs=simulated, left_out_macs=left,
+                       left_out_share=left / (simulated + left) if simulated + left else 0.0)
+        summary["note"] += (f"; {len(skipped)} layer(s) ZigZag could not parse are left out, "
+                            f"{summary['left_out_share']:.1%} of the MACs")
     return summary

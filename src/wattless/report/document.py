@@ -96,6 +96,12 @@ def _build_group(position: int, dataset: str, task: str, records: list[Record]) 
                  _group_notes(records), _environment(baseline), f"pareto-{anchor}.png", _simulated(records))
 
 
+def _left_out(entry: dict[str, Any]) -> str:
+    """How many layers a partial simulation left out, and their share of the MACs."""
+    count = len(entry.get("left_out") or [])
+    return f"{count} ({entry.get('left_out_share', 0):.1%} of MACs)" if count else "0"
+
+
 def _simulated(records: list[Record]) -> Table | None:
     """One row per (record, design) simulated: energy, latency, and what the simulation names and leaves out."""
     rows = []
@@ -107,7 +113,7 @@ def _simulated(records: list[Record]) -> Table | None:
                          "Latency (cycles)": format_count(round(entry.get("latency_cycles") or 0)),
                          "Latency": MISSING if seconds is None else f"{seconds * 1e3:.4g} ms",
                          "Narrowed layers": str(len(entry.get("warnings") or [])),
-                         "Left out": str(len(entry.get("left_out") or [])),
+                         "Left out": _left_out(entry),
                          "By": format_text((entry.get("provenance") or {}).get("by"))})
     if not rows:
         return None

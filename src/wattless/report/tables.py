@@ -172,7 +172,7 @@ def _simulated_lines(record: Record) -> list[tuple[str, str]]:
             latency += f" ({format_seconds_ms(entry['latency_s'] * 1000)} at {entry['clock_mhz']:g} MHz)"
         notes = "; sparsity not modelled" if not entry.get("sparsity_modelled") else ""
         if entry.get("left_out"):
-            notes += f"; {len(entry['left_out'])} layer(s) left out"
+            notes += f"; {len(entry['left_out'])} layer(s) left out ({entry.get('left_out_share', 0):.1%} of the MACs)"
         if entry.get("warnings"):
             notes += f"; {len(entry['warnings'])} precision warning(s)"
         lines.append((f"simulated on {design}", f"{format_energy(entry['energy_j_per_sample'])}/sample, {latency} "

@@ -148,7 +148,7 @@ def search(model: WattlessModel, dataset: Dataset | str, out: str | Path, *, max
     out = Path(out)
     if out.suffix not in (".wlz", ".onnx"):
         raise ConfigError(f"output must end in .wlz or .onnx, got {str(out)!r}")
-    design = parse_energy_model(energy_model, objective, out)
+    design = parse_energy_model(energy_model, objective)
     data = as_dataset(dataset)
     seed = model.meta.get("seed", 0) if seed is None else seed
     epochs = epochs if epochs is not None else default_epochs(objective)

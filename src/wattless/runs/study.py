@@ -52,7 +52,7 @@ class MeasureOptions(BaseModel):
     threads: int = Field(1, ge=1)
     repeats: int = Field(50, ge=1)
     engines: list[Literal["torch", "onnxruntime", "int8", "native"]] = Field(["torch", "onnxruntime"], min_length=1)
-    simulate: list[str] = Field([], description="accelerator designs each .wlz trial is simulated on (ZigZag, "
+    simulate: list[str] = Field([], description="accelerator designs each trial is simulated on (ZigZag, "
                                 "extra hw): shipped names or HARDWARE.yaml[:MAPPING.yaml]")
     clock_mhz: float | None = Field(None, gt=0, description="the designs' clock, for latency in seconds")
     energy_meter: Literal["none", "auto", "rapl", "nvml"] = Field(

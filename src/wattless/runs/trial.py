@@ -131,7 +131,7 @@ def run_trial(trial: Trial, out: str | Path) -> dict[str, Any]:
     meter, previous = options.pop("energy_meter"), os.environ.get(ENERGY_METER_ENV)
     if artifact.suffix == ".onnx":
         options["engines"] = [e for e in options["engines"] if e != "torch"] or ["onnxruntime"]
-    elif designs:  # the study's accelerator designs (an ONNX trial's precisions are not read: said below)
+    if designs:  # the study's accelerator designs
         from ..measurement.simulate import architecture
 
         options["designs"] = [architecture(name, clock_mhz=clock_mhz) for name in designs]
@@ -143,8 +143,6 @@ def run_trial(trial: Trial, out: str | Path) -> dict[str, Any]:
             os.environ.pop(ENERGY_METER_ENV, None)
         else:
             os.environ[ENERGY_METER_ENV] = previous
-    if designs and artifact.suffix == ".onnx":
-        record["simulated_skipped"] = "an ONNX trial: simulation reads the precisions of .wlz models"
     record.update(name=trial.recipe_name, recipe_name=trial.recipe_name, study=trial.study, key=trial.key,
                   train={**trial.train, "seed": trial.seed}, base_artifact=str(base))
     return {"record": record, "artifact": str(artifact), "started": started, "finished": now(),
