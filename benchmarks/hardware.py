@@ -63,14 +63,16 @@ def onnx_estimate(path: Path) -> float:
     return estimate_energy(layers, weight_bits=bits, act_bits=acts, float_ops=True)["value"]
 
 
-def timed(model, design) -> tuple[dict[str, Any], float]:
+def timed(model, design, cache: Path) -> tuple[dict[str, Any], float]:
     started = time.perf_counter()
-    return simulate(model, design, partial=True), time.perf_counter() - started
+    return simulate(model, design, partial=True, cache_dir=cache), time.perf_counter() - started
 
 
 def run(out_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     designs = [architecture(name) for name in DESIGNS]
+    study_cache = out_dir / "hardware-study-cache"  # the study's own, emptied: its time is from a cold start
+    shutil.rmtree(study_cache, ignore_errors=True)
     rows, priced, timing = [], [], {}
     for name, (file, dataset) in MODELS.items():
         path = out_dir / file
@@ -81,12 +83,13 @@ def run(out_dir: Path) -> dict[str, Any]:
         for weight_bits in WEIGHT_BITS:
             for act_bits in ACT_BITS:
                 model = variant(base, data, weight_bits, act_bits)
+                estimated = estimate(model)
                 for design in designs:
-                    found, seconds = timed(model, design)
+                    found, seconds = timed(model, design, study_cache)
                     rows.append({"model": name, "w": weight_bits, "a": act_bits, "design": design.name,
                                  "energy": found["energy_j_per_sample"], "cycles": found["latency_cycles"],
                                  "warnings": len(found.get("warnings", [])), "left_out": found.get("left_out", []),
-                                 "estimate": estimate(model), "seconds": seconds})
+                                 "estimate": estimated, "seconds": seconds})
     lenet5 = wattless.load(out_dir / "lenet5.wlz")
     for cold in (True, False):  # LeNet-5 on one design, from an empty cache and then from the filled one
         cache = out_dir / "hardware-cache"
@@ -102,7 +105,7 @@ def run(out_dir: Path) -> dict[str, Any]:
             model = path if suffix == ".onnx" else wattless.load(path, keep_parametrizations=True)
             estimated = onnx_estimate(path) if suffix == ".onnx" else estimate(model)
             for design in designs:
-                found, _ = timed(model, design)
+                found, _ = timed(model, design, study_cache)
                 priced.append({"model": name, "key": key, "design": design.name,
                                "energy": found["energy_j_per_sample"], "cycles": found["latency_cycles"],
                                "estimate": estimated, "warnings": len(found.get("warnings", []))})
@@ -190,6 +193,7 @@ def markdown(rows: list[dict[str, Any]], priced: list[dict[str, Any]], timing: d
               f"- LeNet-5 on {DESIGNS[0]}: {timing['cold']:.1f} s from an empty cache (<= 10 s: "
               f"{'met' if timing['cold'] <= 10 else '**missed**'}), {timing['cached']:.2f} s from the cache (<= 1 s: "
               f"{'met' if timing['cached'] <= 1 else '**missed**'}).",
-              f"- The whole study: {seconds / 60:.1f} min (<= 15 min: {'met' if seconds <= 900 else '**missed**'}).",
+              f"- The whole study, from an empty cache: {seconds / 60:.1f} min (<= 15 min: "
+              f"{'met' if seconds <= 900 else '**missed**'}).",
               f"- Every simulated figure names its tool (ZigZag {version}) and design (the rows above).", ""]
     return "\n".join(lines)
