@@ -25,6 +25,7 @@ from .api import (
     search,
     sweep,
     train,
+    wrap,
 )
 from .data import Dataset, list_datasets, load_dataset
 from .errors import WattlessError
@@ -41,5 +42,5 @@ __all__ = [
     "CompressResult", "Dataset", "Recipe", "TrainConfig", "WattlessError", "WattlessModel", "__version__",
     "apply_steps", "compress", "demo", "export", "import_weights", "inspect", "list_datasets", "list_engines",
     "list_models", "list_recipes", "list_techniques", "load", "load_dataset", "measure", "report", "save",
-    "search", "sweep", "train",
+    "search", "sweep", "train", "wrap",
 ]

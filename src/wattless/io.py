@@ -28,6 +28,7 @@ from ._version import __version__
 from .artifact import read_artifact, write_artifact
 from .errors import ArtifactError, ConfigError, ModelError
 from .models import build_model, check_input_shape
+from .models._registry import IN_MEMORY, not_rebuildable
 from .packed import PackedWeight, packed_kind
 from .structure import edits_of, reattach_attachments, replay_edits
 
@@ -141,16 +142,20 @@ def packed_state(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, 
     return tensors, encodings, described
 
 
-def save(model: WattlessModel, path: str | Path) -> int:
+def save(model: WattlessModel, path: str | Path, *, rebuildable: bool = True) -> int:
     """Write ``model`` to a ``.wlz`` file atomically; returns its size in bytes.
 
     Quantized weights are stored as their codes: at their bit width, or entropy-coded when that is
-    smaller. The same model and metadata always give a byte-identical file.
+    smaller. The same model and metadata always give a byte-identical file. ``rebuildable=False`` writes even a
+    model wrapped from memory whose class no file can rebuild: only to measure its packed size.
     """
     if model.folded:
         raise ConfigError("this model was loaded for inference, with its packed (quantized) weights folded into "
                           "dense floats, so its file would hold dense weights; load it with "
                           "keep_parametrizations=True to save or compress it further")
+    name = str(model.spec.get("name", ""))
+    if rebuildable and name.startswith(IN_MEMORY):
+        raise ModelError(not_rebuildable(name, model.spec.get("unsaved")))
     tensors, encodings, described = packed_state(model.module)
     meta = {**model.meta, "wattless_version": __version__, "packed": described,
             "structure": edits_of(model.module)}

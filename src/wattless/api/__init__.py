@@ -10,6 +10,7 @@ studies: :func:`search`, :func:`sweep`, :func:`runs_rows`, :func:`runs_show`, :f
 from ..io import WattlessModel, deployable_module, load, save
 from ..pipeline import Step
 from ..trainer import base_meta, check_trainable_size
+from ..wrap import wrap
 from ._common import as_json, check_output, dataset_for, parse_batches, parse_engines, parse_model_args
 from ._compress import CompressResult, compress, export
 from ._measure import inspect, measure, timing_options
@@ -34,5 +35,5 @@ __all__ = [
     "import_weights", "inspect", "load", "measure", "model_spec", "open_model", "parse_batches", "parse_engines",
     "parse_model_args", "report", "resolve_steps", "runs_export", "runs_rows", "runs_show", "save", "search",
     "sweep", "timing_options", "train", "TrainResult", "train_config", "train_file",
-    "import_file",
+    "import_file", "wrap",
 ]

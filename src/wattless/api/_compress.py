@@ -19,7 +19,7 @@ from ..pipeline import Step, StepCallback, check_output_kind, run_recipe
 from ..recipe import CALIBRATION_METHODS, INT8_MODES, OBJECTIVES, Recipe, load_ladder
 from ._common import check_output, dataset_for
 from ._measure import measure, timing_options
-from ._models import resolve_steps
+from ._models import as_model, check_savable, resolve_steps
 
 COMPARED_ENGINES = ("torch", "onnxruntime")
 """Engines the original and the result are timed on (an ONNX result runs in ONNX Runtime as stored)."""
@@ -115,6 +115,8 @@ def compress(model: WattlessModel | str | Path, dataset: Dataset | str | None, o
     from ..measurement.footprint import Footprint
     from ..measurement.footprint import grid_intensity as grid_from
 
+    model, dataset = as_model(model, dataset)
+    check_savable(model, out)
     given = [name for name, value in (("--recipe", recipe), ("--step", steps or None), ("--max-drop", max_drop))
              if value is not None]
     if len(given) > 1:
@@ -181,6 +183,7 @@ def export(model: WattlessModel | str | Path, out: str | Path, *, format: str = 
     compiled and checked against PyTorch first when this machine has a C compiler."""
     from ..deploy import export_model
 
+    model, dataset = as_model(model, dataset)
     if format not in ("onnx", "c"):
         raise ConfigError(f"--format {str(format)[:40]!r} unknown; use onnx or c")
     if format == "c":

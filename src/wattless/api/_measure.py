@@ -11,7 +11,7 @@ from ..data import Dataset
 from ..errors import ConfigError
 from ..io import WattlessModel, deployable_module
 from ._common import dataset_for, parse_batches, parse_engines
-from ._models import open_model
+from ._models import as_model, open_model
 
 MAX_THREADS = 256
 MAX_REPEATS = 100_000
@@ -60,6 +60,7 @@ def measure(model: WattlessModel | str | Path, dataset: Dataset | str | None = N
     """
     from ..measurement.record import measure_module, measure_onnx
 
+    model, dataset = as_model(model, dataset)
     options = {**timing_options(batches, threads, repeats), "engines": parse_engines(engines)}
     designs = _designs(simulate, clock_mhz)  # checked before any work
     simulation = {"designs": designs, "simulate_partial": simulate_partial} if designs else {}

@@ -7,15 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from ..data import Dataset, as_dataset
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..io import WattlessModel, load
 from ..io import import_weights as wrap_weights
 from ..models import spec_for
+from ..models._registry import IN_MEMORY, not_rebuildable
 from ..pipeline import Step, run_steps
 from ..techniques import get_technique, parse_step
 from ..train import TrainConfig
 from ..trainer import base_meta, train_model
+from ..wrap import wrap
 from ._common import check_output, dataset_for
 
 model_spec = spec_for
@@ -54,6 +58,26 @@ def open_model(path: str | Path, *, model: str | None = None, dataset: Dataset |
     return load(path, trust_code=trust_code, keep_parametrizations=True)
 
 
+def as_model(model: Any, dataset: Dataset | str | None) -> tuple[Any, Dataset | str | None]:
+    """A plain ``nn.Module`` wrapped (:func:`wattless.wrap`) for ``dataset``, loaded here once; anything else (a
+    :class:`WattlessModel`, a path) as given."""
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        return model, dataset
+    if dataset is None:
+        raise ConfigError("a plain nn.Module needs dataset= (for its input shape and task), or wrap it first: "
+                          "wattless.wrap(module, example_input=...)")
+    data = as_dataset(dataset)
+    return wrap(model, dataset=data), data
+
+
+def check_savable(model: Any, out: str | Path) -> None:
+    """Refuse, before any work, to write a ``.wlz`` of a model wrapped from memory that no file could rebuild."""
+    if isinstance(model, WattlessModel) and Path(out).suffix == ".wlz" and model.name.startswith(IN_MEMORY):
+        raise ModelError(not_rebuildable(model.name, model.spec.get("unsaved")))
+
+
 def resolve_steps(steps: Sequence[str | Step]) -> list[Step]:
     """Validate every step before any work starts: CLI strings or ``(name, config)`` pairs."""
     resolved = []
@@ -68,9 +92,10 @@ def resolve_steps(steps: Sequence[str | Step]) -> list[Step]:
     return resolved
 
 
-def apply_steps(model: WattlessModel, dataset: Dataset | str, steps: Sequence[str | Step], *,
+def apply_steps(model: WattlessModel | nn.Module, dataset: Dataset | str, steps: Sequence[str | Step], *,
                 seed: int | None = None, quiet: bool = True) -> WattlessModel:
     """Apply technique steps in order to a copy of ``model`` (the original is left untouched), in memory."""
+    model, dataset = as_model(model, dataset)
     data = as_dataset(dataset)
     resolved = resolve_steps(steps)
     seed = model.meta.get("seed", 0) if seed is None else seed

@@ -13,6 +13,7 @@ from ..ladder import parse_energy_model
 from ..recipe import OBJECTIVES
 from ._common import check_output, dataset_for
 from ._compress import _source
+from ._models import as_model, check_savable
 
 DEFAULT_DB = Path("runs.db")
 
@@ -29,6 +30,8 @@ def search(model: WattlessModel | str | Path, dataset: Dataset | str | None, out
 
     if objective not in OBJECTIVES:
         raise ConfigError(f"--objective {str(objective)[:40]!r} unknown; use one of {', '.join(OBJECTIVES)}")
+    model, dataset = as_model(model, dataset)
+    check_savable(model, out)
     out = check_output(out, force, *([] if isinstance(model, WattlessModel) else [model]))
     parse_energy_model(energy_model, objective)  # before any work
     source, files = _source(model, trust_code)

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ._dataset import Dataset, Task, register_prefix
-from ._split import split_indices
+from ._dataset import Dataset, register_prefix
+from ._split import Task, split_indices
 
 MAX_INFERRED_CLASSES = 20
 """An integer-valued target with at most this many distinct values is taken as class labels."""

@@ -5,13 +5,12 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
-
-Task = Literal["classification", "regression"]
+from ._split import Task
 
 
 @dataclass
@@ -52,6 +51,27 @@ class Dataset:
         if which not in ("train", "val", "test"):
             raise DataError(f"unknown split {which!r}; use one of 'train', 'val', 'test'")
         return getattr(self, f"X_{which}"), getattr(self, f"y_{which}")
+
+    @classmethod
+    def from_arrays(cls, X: Any, y: Any, **options: Any) -> Dataset:
+        """A data set from numpy arrays (or tensors) ``X`` ``(n, *input_shape)`` and ``y`` ``(n,)``: see
+        :func:`wattless.data._arrays.from_arrays` for ``task``, ``test=(X_test, y_test)``, ``val_fraction``,
+        ``standardize`` and ``classes``.
+
+        Example:
+            >>> data = Dataset.from_arrays(X, y, task="classification", test=(X_test, y_test))  # doctest: +SKIP
+        """
+        from ._arrays import from_arrays
+
+        return from_arrays(cls, X, y, **options)
+
+    @classmethod
+    def from_torch(cls, data: Any, **options: Any) -> Dataset:
+        """A data set from a ``torch.utils.data.Dataset`` or ``DataLoader`` of ``(x, y)`` pairs, materialised in
+        chunks after a memory check (:func:`wattless.data._arrays.from_torch`)."""
+        from ._arrays import from_torch
+
+        return from_torch(cls, data, **options)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-serialisable summary stored in model files and result records."""
@@ -120,7 +140,7 @@ def load_dataset(
         if name.startswith(prefix):
             return loader(name[len(prefix):], target=target, task=task, split_seed=split_seed)
     if name not in _REGISTRY:
-        choices = ", ".join(list_datasets()) + ", csv:PATH, ts:PATH"
+        choices = ", ".join(list_datasets()) + ", csv:PATH, ts:PATH, npz:PATH, folder:PATH"
         raise DataError(f"unknown data set {name!r}; choose one of: {choices}")
     if target is not None or task is not None:
         raise DataError(f"--target and --task apply to csv:PATH data sets only, not to {name!r}")

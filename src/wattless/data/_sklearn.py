@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ._dataset import Dataset, Task, register_dataset
-from ._split import split_train_val_test, standardize_columns
+from ._dataset import Dataset, register_dataset
+from ._split import Task, split_train_val_test, standardize_columns
 
 
 def _from_bunch(name: str, fetch_name: str, task: Task, bunch: Any, split_seed: int) -> Dataset:

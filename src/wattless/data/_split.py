@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from typing import Literal
 
 import numpy as np
 
 from ..errors import DataError
-from ._dataset import Task
+
+Task = Literal["classification", "regression"]
 
 TEST_FRACTION = 0.2
 """Share of all rows held out for the test split."""

@@ -124,7 +124,7 @@ def measure_module(model: WattlessModel, dataset: Dataset, *, file_path: str | P
     with tempfile.TemporaryDirectory() as tmp:
         if file_path is None:
             file_path = os.path.join(tmp, "model.wlz")
-            save(model, file_path)
+            save(model, file_path, rebuildable=False)  # its packed size, even for a class no file could rebuild
         size = os.path.getsize(file_path)
         runners = {name: torch_runner if name == "torch" else get_engine(name).load(model, workdir=Path(tmp),
                                                                                     data=dataset)

@@ -20,9 +20,13 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ._adapter import adapt_output
 
 Factory = Callable[..., nn.Module]
 _REGISTRY: dict[str, Factory] = {}
+IN_MEMORY = "memory:"
+"""Prefix of the name of a module wrapped from memory whose class cannot be imported again (defined in ``__main__``
+or inside a function): such a model can be measured, compressed and exported, but not rebuilt from a file."""
 
 
 def register_model(name: str) -> Callable[[Factory], Factory]:
@@ -44,7 +48,7 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def is_import_path(name: str) -> bool:
     """True for ``package.module:factory`` names, which run the user's own code."""
-    return ":" in name
+    return ":" in name and not name.startswith(IN_MEMORY)
 
 
 def _resolve_import_path(name: str) -> Factory:
@@ -67,7 +71,7 @@ def _call_user_factory(factory: Factory, input_shape, num_outputs, kwargs) -> nn
     params = inspect.signature(factory).parameters
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     extra = {k: v for k, v in (("input_shape", input_shape), ("num_outputs", num_outputs))
-             if takes_any or k in params}
+             if (takes_any or k in params) and k not in kwargs}
     return factory(**extra, **kwargs)
 
 
@@ -75,7 +79,8 @@ def build_model(spec: dict[str, Any], *, trust_code: bool = False) -> nn.Module:
     """Build an untrained model from its spec.
 
     Args:
-        spec: ``{"name", "kwargs", "input_shape", "num_outputs"}``.
+        spec: ``{"name", "kwargs", "input_shape", "num_outputs"}``, and ``"output": "logits"`` for a model whose
+            forward returns more than a tensor (:mod:`wattless.models._adapter`).
         trust_code: allow ``package.module:factory`` names, which import and run that code.
             Model files can name such factories, so loading one never imports code unless asked.
     """
@@ -85,6 +90,8 @@ def build_model(spec: dict[str, Any], *, trust_code: bool = False) -> nn.Module:
     kwargs = dict(spec.get("kwargs") or {})
     input_shape = tuple(spec.get("input_shape") or ())
     num_outputs = int(spec.get("num_outputs") or 1)
+    if name.startswith(IN_MEMORY):
+        raise ModelError(not_rebuildable(name, spec.get("unsaved")))
     if is_import_path(name):
         if not trust_code:
             raise ModelError(
@@ -107,7 +114,15 @@ def build_model(spec: dict[str, Any], *, trust_code: bool = False) -> nn.Module:
         raise ModelError(f"cannot build model {name!r} for input {list(input_shape)}: {exc}") from exc
     if not isinstance(model, nn.Module):
         raise ModelError(f"factory for {name!r} returned {type(model).__name__}, not a torch.nn.Module")
-    return model
+    return adapt_output(model, spec.get("output"))
+
+
+def not_rebuildable(name: str, why: str | None = None) -> str:
+    """Why a model wrapped from memory cannot be rebuilt from a file, and what to do instead."""
+    why = why or "its class cannot be imported again"
+    return (f"model {name[len(IN_MEMORY):]!r} cannot be saved as .wlz: {why}, so no file could rebuild it; define "
+            "its class in an importable module and wrap it with init={constructor arguments}, or export it instead: "
+            "wattless.export(model, 'model.onnx') or format='c'")
 
 
 def spec_for(name: str, data: Any, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
