@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[hw]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[hw,hf]"
 	WATTLESS_DATA=$${WATTLESS_DATA:-$(abspath ../shared/data)} $(BIN)/python benchmarks/run.py
 
 lint: $(STAMP)

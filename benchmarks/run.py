@@ -15,6 +15,7 @@ from pathlib import Path
 import edge  # noqa: E402  (benchmarks/ is the script's own folder)
 import foundation  # noqa: E402
 import hardware  # noqa: E402
+import patchtst  # noqa: E402
 import precision  # noqa: E402
 import pruning  # noqa: E402
 import quantization  # noqa: E402
@@ -31,7 +32,7 @@ from wattless.report import write_results
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "benchmarks" / "results"
 STUDIES = ("foundation", "quantization", "precision", "pruning", "survey", "edge", "sweep", "search", "tabular",
-           "timeseries", "hardware")
+           "timeseries", "hardware", "patchtst")
 
 
 def run_study(name: str, out_dir: Path) -> str:
@@ -48,6 +49,8 @@ def run_study(name: str, out_dir: Path) -> str:
         return pruning.run(out_dir)["markdown"]
     if name == "timeseries":
         return timeseries.run(out_dir)["markdown"]
+    if name == "patchtst":
+        return patchtst.run(out_dir)["markdown"]
     if name == "tabular":
         return tabular.run(out_dir)["markdown"]
     if name == "sweep":

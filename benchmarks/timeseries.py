@@ -15,6 +15,7 @@ import functools
 import inspect
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,32 @@ EPOCHS = 30
 STUDENT = {"student": "ts_transformer", "student_kwargs": {"d_model": 48, "depth": 1, "heads": 4},
            "temperature": 2.0, "alpha": 0.5, "epochs": 100, "lr": 0.003}
 PRUNE = "prune.magnitude:sparsity=0.5,scope=global,schedule=gradual,finetune_epochs=30,lr=0.001"
-VARIANTS = {
-    "pruned 50%": [PRUNE],
-    "distilled (d_model 48, depth 1)": [("distill.hinton", STUDENT)],
-    "distilled + pruned 50%": [("distill.hinton", STUDENT), PRUNE],
-}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The model a run of the study trains and compresses: a zoo or ``hf:`` name, its training, its student."""
+
+    model: str = "ts_transformer"
+    train: dict[str, Any] = field(default_factory=lambda: {"epochs": EPOCHS})
+    student: dict[str, Any] = field(default_factory=lambda: STUDENT)
+    folder: str = "timeseries"
+    title: str = "## Time series: a patch transformer on BasicMotions (issue 9)"
+    issue: str = "issue 9"
+    chosen: str = ""
+    """How the training settings were chosen (a sentence for the report), if they were."""
+    described: str = ""
+    """The architecture's settings, where the spec does not hold them (a Hugging Face config's defaults)."""
+
+
+def variants(subject: Subject) -> dict[str, list]:
+    student = subject.student
+    return {"pruned 50%": [PRUNE], f"distilled ({_kwargs(student['student_kwargs'])})": [("distill.hinton", student)],
+            "distilled + pruned 50%": [("distill.hinton", student), PRUNE]}
+
+
+def _kwargs(kwargs: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in kwargs.items())
 BATCHES = ((1, 200), (40, 50))
 THREADS = 1
 FP32_ACCURACY = Target("fp32 test accuracy", ">=", 0.9)
@@ -52,14 +74,14 @@ def _steps(steps: list) -> list:
     return [step if isinstance(step, str) else (step[0], make_config(step[0], step[1])) for step in steps]
 
 
-def run(out_dir: Path, *, rounds: int = 7) -> dict[str, Any]:
+def run(out_dir: Path, *, rounds: int = 7, subject: Subject = Subject()) -> dict[str, Any]:
     data = wattless.load_dataset("basic-motions")
-    folder = out_dir / "timeseries"
+    folder = out_dir / subject.folder
     folder.mkdir(exist_ok=True)
     started = time.perf_counter()
-    model = wattless.train("ts_transformer", data, epochs=EPOCHS, seed=0)
+    model = wattless.train(subject.model, data, seed=0, **subject.train)
     train_s = time.perf_counter() - started
-    base_path = folder / "ts_transformer.wlz"
+    base_path = folder / f"{subject.model.replace(':', '-')}.wlz"
     wattless.save(model, base_path)
     files: dict[str, Path] = {"fp32 (PyTorch / ORT)": base_path}
     fp32_onnx = wattless.export(model, folder / "fp32.onnx", force=True)  # carries the record metadata (fp32 size, ...)
@@ -67,7 +89,7 @@ def run(out_dir: Path, *, rounds: int = 7) -> dict[str, Any]:
     files["int8 static QDQ (ORT)"] = wattless.compress(model, data, folder / "int8-static.onnx", int8=True,
                                                        force=True, measure_result=False).path
     seconds = {"fp32 (PyTorch / ORT)": train_s}
-    for name, steps in VARIANTS.items():
+    for name, steps in variants(subject).items():
         began = time.perf_counter()
         variant = apply_steps(model, data, _steps(steps))
         seconds[name] = time.perf_counter() - began
@@ -77,7 +99,7 @@ def run(out_dir: Path, *, rounds: int = 7) -> dict[str, Any]:
     rows = [_measure(name, path, data) | {"seconds": seconds.get(name)} for name, path in files.items()]
     _time_all(rows, data.input_shape, rounds)
     setup = {"model": model.meta["model"], "train": model.meta["train"]["config"], "rounds": rounds,
-             "sizes": data.describe()["sizes"]}
+             "sizes": data.describe()["sizes"], "subject": subject}
     return {"rows": rows, "markdown": _markdown(rows, setup)}
 
 
@@ -118,8 +140,11 @@ def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
-def _model_phrase(spec: dict[str, Any], train: dict[str, Any]) -> str:
+def _model_phrase(spec: dict[str, Any], train: dict[str, Any], described: str = "") -> str:
     """The trained transformer's shape and training, from its spec (factory defaults where not given)."""
+    if spec["name"] != "ts_transformer":  # a Hugging Face model: its config as the subject describes it
+        given = ", ".join(filter(None, [described, _kwargs(spec.get("kwargs") or {})]))
+        return f"{given}; {train['epochs']} epochs, batch {train['batch_size']}, seed {train['seed']}"
     defaults = {name: p.default for name, p in inspect.signature(ts_transformer).parameters.items()
                 if p.default is not inspect.Parameter.empty}
     k = {**defaults, **(spec.get("kwargs") or {})}
@@ -127,14 +152,14 @@ def _model_phrase(spec: dict[str, Any], train: dict[str, Any]) -> str:
             f"{'s' if k['depth'] != 1 else ''}, {k['heads']} heads; {train['epochs']} epochs, seed {train['seed']}")
 
 
-def _variants_phrase() -> str:
+def _variants_phrase(subject: Subject) -> str:
     """Distillation and pruning settings, read from the steps the study runs."""
-    student = STUDENT["student_kwargs"]
+    student = subject.student
     _, prune = parse_step(PRUNE)
-    return (f"Distillation: Hinton soft targets (T={STUDENT['temperature']:g}, alpha={STUDENT['alpha']:g}) into a "
-            f"d_model-{student['d_model']}, {student['depth']}-layer, {student['heads']}-head transformer "
-            f"({STUDENT['epochs']} epochs); pruning: {prune.schedule} magnitude pruning to {prune.sparsity:.0%} "
-            f"({prune.scope}) with {prune.finetune_epochs} epochs of fine-tuning.")
+    return (f"Distillation: Hinton soft targets (T={student['temperature']:g}, alpha={student['alpha']:g}) into a "
+            f"`{student['student']}` with {_kwargs(student['student_kwargs'])} ({student['epochs']} epochs); pruning: "
+            f"{prune.schedule} magnitude pruning to {prune.sparsity:.0%} ({prune.scope}) with "
+            f"{prune.finetune_epochs} epochs of fine-tuning.")
 
 
 def _markdown(rows: list[dict[str, Any]], setup: dict[str, Any]) -> str:
@@ -143,15 +168,16 @@ def _markdown(rows: list[dict[str, Any]], setup: dict[str, Any]) -> str:
     sizes = setup["sizes"]
     point = 100 / sizes["test"]
     val_point = 100 / sizes["val"]
-    lines = ["## Time series: a patch transformer on BasicMotions (issue 9)", "",
-             f"`ts_transformer` ({_model_phrase(setup['model'], setup['train'])}) on BasicMotions "
+    subject = setup["subject"]
+    lines = [subject.title, "",
+             f"`{subject.model}` ({_model_phrase(setup['model'], setup['train'], subject.described)}) on BasicMotions "
              f"({sizes['train']} train / {sizes['val']} validation / {sizes['test']} test series; one test series = "
              f"{point:.3g} points, one validation series = {val_point:.3g}). Latency: ms per sample, medians of "
              f"{setup['rounds']} alternating rounds, {THREADS} thread{'s' if THREADS > 1 else ''}; .wlz variants in "
              "PyTorch eager and exported to ONNX Runtime fp32, .onnx variants in ONNX Runtime. Speed-up vs fp32 ONNX "
              f"Runtime at the same batch. {energy_note([r['record'] for r in rows], used='energy_estimate')} "
-             f"{_variants_phrase()} *val acc*: accuracy on the validation series, where the int8 variant judged "
-             "below is chosen.", "",
+             f"{_variants_phrase(subject)} *val acc*: accuracy on the validation series, where the int8 variant "
+             f"judged below is chosen.{(' ' + subject.chosen) if subject.chosen else ''}", "",
              f"| variant | val acc | accuracy | Δ (pts) | file | smaller | torch b1 | ORT b1 | torch b{big} | "
              f"ORT b{big} | ORT speed-up b1 / b{big} | MACs | energy/sample | build s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -173,7 +199,7 @@ def _markdown(rows: list[dict[str, Any]], setup: dict[str, Any]) -> str:
     tie = abs(dynamic["val_accuracy"] - base["val_accuracy"]) == abs(static["val_accuracy"] - base["val_accuracy"])
     fp32_ok = verdict(FP32_ACCURACY, base["accuracy"], base["accuracy_kind"])
     int8_ok = verdict(INT8_WITHIN, abs(best_delta), derived(base["accuracy_kind"], best["accuracy_kind"]))
-    lines += ["", "Targets (issue 9):", "",
+    lines += ["", f"Targets ({subject.issue}):", "",
               f"- fp32 test accuracy {base['accuracy'] * 100:.1f}% ({FP32_ACCURACY.op} "
               f"{FP32_ACCURACY.threshold * 100:g}%: {fp32_ok}).",
               f"- int8 within {INT8_WITHIN.threshold:g} point on test, variant chosen on validation: {best['name']} "

@@ -18,9 +18,9 @@ def logits_of(output: Any) -> torch.Tensor:
     """The prediction tensor inside a model's output, or one error saying what the output was."""
     if isinstance(output, torch.Tensor):
         return output
-    found = getattr(output, "logits", None)
-    if found is None and isinstance(output, dict):
-        found = output.get("logits")
+    found = None
+    if isinstance(output, dict):  # also Hugging Face's ModelOutput: logits, or PatchTST's prediction_logits
+        found = output.get("logits", output.get("prediction_logits"))
     if found is None and isinstance(output, tuple | list) and output:
         found = output[0]
     if not isinstance(found, torch.Tensor):

@@ -24,6 +24,8 @@ from ._adapter import adapt_output
 
 Factory = Callable[..., nn.Module]
 _REGISTRY: dict[str, Factory] = {}
+HF_PREFIX = "hf:"
+"""Hugging Face architectures built from a config (:mod:`wattless.models.hf`, extra ``hf``)."""
 IN_MEMORY = "memory:"
 """Prefix of the name of a module wrapped from memory whose class cannot be imported again (defined in ``__main__``
 or inside a function): such a model can be measured, compressed and exported, but not rebuilt from a file."""
@@ -48,7 +50,7 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def is_import_path(name: str) -> bool:
     """True for ``package.module:factory`` names, which run the user's own code."""
-    return ":" in name and not name.startswith(IN_MEMORY)
+    return ":" in name and not name.startswith((IN_MEMORY, HF_PREFIX))
 
 
 def _resolve_import_path(name: str) -> Factory:
@@ -92,7 +94,11 @@ def build_model(spec: dict[str, Any], *, trust_code: bool = False) -> nn.Module:
     num_outputs = int(spec.get("num_outputs") or 1)
     if name.startswith(IN_MEMORY):
         raise ModelError(not_rebuildable(name, spec.get("unsaved")))
-    if is_import_path(name):
+    if name.startswith(HF_PREFIX):
+        from .hf import build_hf
+
+        call = lambda: build_hf(name, input_shape, num_outputs, kwargs)  # noqa: E731
+    elif is_import_path(name):
         if not trust_code:
             raise ModelError(
                 f"model {name!r} is the user's own code; pass --trust-code (Python: trust_code=True) "
@@ -105,7 +111,8 @@ def build_model(spec: dict[str, Any], *, trust_code: bool = False) -> nn.Module:
         call = lambda: factory(input_shape, num_outputs, **kwargs)  # noqa: E731
     else:
         choices = ", ".join(list_models())
-        raise ModelError(f"unknown model {name!r}; choose one of: {choices}, or package.module:factory")
+        raise ModelError(f"unknown model {name!r}; choose one of: {choices}, hf:NAME (Hugging Face), or "
+                         "package.module:factory")
     try:
         model = call()
     except TypeError as exc:

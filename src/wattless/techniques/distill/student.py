@@ -16,6 +16,7 @@ from torch.nn.utils import parametrize
 
 from ...errors import ConfigError
 from ...models import build_model, check_input_shape, is_import_path, list_models, spec_for
+from ...models._registry import HF_PREFIX
 from ...train import seed_everything
 from .._registry import Context, TechniqueConfig
 from ..prune.structured import StructuredPruneConfig, prunable_reason, prune_structured
@@ -47,6 +48,8 @@ class DistillConfig(TechniqueConfig):
         if is_import_path(student):
             raise ValueError(f"student {student!r} is an import path, which a recipe may not run; "
                              f"use a zoo name: {student_choices()}")
+        if student.startswith(HF_PREFIX):  # a Hugging Face architecture, built from a config like the zoo
+            return student
         if student not in TEACHER_STUDENTS and student not in list_models():
             raise ValueError(f"unknown student {student!r}; choose one of: {student_choices()}")
         return student
