@@ -83,8 +83,11 @@ class HFModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layout == "series":  # (batch, channels, length) -> PatchTST's (batch, length, channels)
             return logits_of(self.model(past_values=x.transpose(1, 2)))
-        if self.layout == "tokens":  # token ids travel as floats through wattless's float pipelines
-            return logits_of(self.model(input_ids=x.long()))
+        if self.layout == "tokens":
+            # token ids travel as floats through wattless's float pipelines; clamped into the vocabulary (the
+            # identity on real ids) so the synthetic samples that timing, tracing and export checks draw are ids too
+            ids = x.long().clamp(0, self.model.config.vocab_size - 1)
+            return logits_of(self.model(input_ids=ids))
         return logits_of(self.model(pixel_values=x))
 
 
@@ -104,7 +107,7 @@ def build_hf(name: str, input_shape: tuple[int, ...], num_outputs: int, kwargs: 
     config_class = getattr(transformers, f"{prefix}Config")
     model_class = getattr(transformers, f"{prefix}{suffix}")
     if pretrained is not None:
-        return HFModel(_pretrained(model_class, str(pretrained), num_outputs, options), layout)
+        return HFModel(_pretrained(model_class, config_class, str(pretrained), num_outputs, options), layout)
     unknown = sorted(set(options) - set(config_class().to_dict()))
     if unknown:
         raise ModelError(f"{name}: unknown config field(s) {', '.join(unknown)}; see transformers.{prefix}Config")
@@ -115,11 +118,13 @@ def build_hf(name: str, input_shape: tuple[int, ...], num_outputs: int, kwargs: 
         raise ModelError(f"{name}: cannot build it with {options}: {str(exc)[:200]}") from None
 
 
-def _pretrained(model_class, repo: str, num_outputs: int, options: dict[str, Any]) -> nn.Module:
-    """Weights from the local Hugging Face cache only (wattless never downloads)."""
+def _pretrained(model_class, config_class, repo: str, num_outputs: int, options: dict[str, Any]) -> nn.Module:
+    """Weights from the local Hugging Face cache only (wattless never downloads); a head of ``num_outputs``."""
     try:
-        return model_class.from_pretrained(repo, local_files_only=True, num_labels=num_outputs,
-                                           ignore_mismatched_sizes=True, **options)
+        config = config_class.from_pretrained(repo, local_files_only=True, num_labels=num_outputs, **options)
+        if torch.empty(0).device.type == "meta":  # only its size is wanted (the trainable-size check): no weights
+            return model_class(config)
+        return model_class.from_pretrained(repo, config=config, local_files_only=True, ignore_mismatched_sizes=True)
     except (OSError, ValueError) as exc:
         raise ModelError(f"pretrained weights {repo!r} are not in the local Hugging Face cache and wattless does not "
                          f"download ({str(exc).splitlines()[0][:120]}); fetch them where there is internet "
