@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import compat  # noqa: E402
 import edge  # noqa: E402  (benchmarks/ is the script's own folder)
 import foundation  # noqa: E402
 import hardware  # noqa: E402
@@ -32,7 +33,7 @@ from wattless.report import write_results
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "benchmarks" / "results"
 STUDIES = ("foundation", "quantization", "precision", "pruning", "survey", "edge", "sweep", "search", "tabular",
-           "timeseries", "hardware", "patchtst")
+           "timeseries", "hardware", "patchtst", "compat")
 
 
 def run_study(name: str, out_dir: Path) -> str:
@@ -49,6 +50,8 @@ def run_study(name: str, out_dir: Path) -> str:
         return pruning.run(out_dir)["markdown"]
     if name == "timeseries":
         return timeseries.run(out_dir)["markdown"]
+    if name == "compat":
+        return compat.run(out_dir)["markdown"]
     if name == "patchtst":
         return patchtst.run(out_dir)["markdown"]
     if name == "tabular":

@@ -35,13 +35,21 @@ class PipelineResult:
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
+def trained_batch_size(meta: dict[str, Any]) -> int | None:
+    """The batch size ``meta`` says the model was trained with (fine-tuning uses it too), or None."""
+    train = meta.get("train")
+    config = train.get("config") if isinstance(train, dict) else None
+    size = config.get("batch_size") if isinstance(config, dict) else None
+    return size if type(size) is int and size >= 1 else None
+
+
 def run_steps(model: WattlessModel, data: Dataset, steps: Sequence[Step], *, seed: int,
               on_step: StepCallback | None = None,
               after_step: Callable[[str, float], None] | None = None) -> WattlessModel:
     """Apply technique ``steps`` in order to ``model`` (in place; copy it first to keep the original): each
     technique is checked to apply, run, and recorded in the model's recipe. ``after_step(name, seconds)``
     runs after each. Deploying steps are not run here (:func:`run_recipe` writes them)."""
-    ctx = Context(dataset=data, seed=seed, quiet=True)
+    ctx = Context(dataset=data, seed=seed, quiet=True, batch_size=trained_batch_size(model.meta))
     for position, (name, cfg) in enumerate(steps, start=1):
         technique = get_technique(name)
         if technique.deploys:

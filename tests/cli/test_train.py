@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -85,6 +86,28 @@ def test_trust_code_trains_a_users_own_factory(cli_run, work, user_factory_modul
     assert result.code == 0, result.err
     info = cli_run("inspect", "u.wlz", "--json", "--trust-code").json()
     assert info["model"]["name"] == name and info["params"] == 64 * 10 + 10
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None,
+                    reason="Hugging Face transformers not installed (pip install 'wattless[hf]')")
+def test_a_hugging_face_vit_trains_on_an_image_folder_and_is_measured(cli_run, work, fast):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(("cat", "dog")):
+        (work / "pets" / name).mkdir(parents=True)
+        for i in range(10):
+            pixels = rng.integers(0, 128, size=(8, 8)) + 100 * label
+            Image.fromarray(pixels.astype(np.uint8), "L").save(work / "pets" / name / f"{i}.png")
+    dataset = f"folder:{work / 'pets'}?size=8x8&channels=1"
+    result = cli_run("train", "--model", "hf:vit", "--dataset", dataset, "--model-arg", "hidden_size=16",
+                     "--epochs", "1", "-o", "vit.wlz", "--json")
+    assert result.code == 0, result.err
+    info = cli_run("inspect", "vit.wlz", "--json").json()
+    assert info["model"]["name"] == "hf:vit" and info["model"]["input_shape"] == [1, 8, 8]
+    record = cli_run("measure", "vit.wlz", "--json", "--engines", "torch,onnxruntime", *fast).json()
+    assert {entry["engine"] for entry in record["latency_ms"]} == {"torch", "onnxruntime"}
+    assert 0 <= record["accuracy"] <= 1
 
 
 @pytest.fixture

@@ -99,5 +99,6 @@ def test_structured_pruning_is_refused_with_a_clear_error():
     y = rng.integers(0, 4, 16)
     series = Dataset("series", "classification", X, y, X, y, X, y, classes=list("abcd"))
     model = build((6, 20), patch_size=5, d_model=16, heads=2)
-    with pytest.raises(ConfigError, match="cannot prune.*TSTransformer.*prune.magnitude"):
+    with pytest.raises(ConfigError, match="model's own code no longer runs.*attention heads.*prune.magnitude"):
         prune_structured(model, StructuredPruneConfig(finetune_epochs=0), Context(dataset=series))
+    assert model(torch.from_numpy(X[:2])).shape == (2, 4)  # left whole

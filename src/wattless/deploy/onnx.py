@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError, DataError, ModelError
 from ..io import deployable_module
+from ..models._inputs import sample_inputs, vocabulary
 from ._io import atomic_output, first_line, set_metadata_props, write_onnx_model
 from .runtime import predict_or_bug
 
@@ -62,9 +63,9 @@ def export_onnx(
     """
     input_shape = _checked_input_shape(input_shape)
     frozen = _eval_cpu_copy_without_parametrizations(model)
-    generator = torch.Generator().manual_seed(0)
-    trace_sample = torch.randn(_TRACE_BATCH, *input_shape, generator=generator)
-    check_sample = torch.randn(_CHECK_BATCH, *input_shape, generator=generator)
+    vocab = vocabulary(frozen)
+    trace_sample = torch.from_numpy(sample_inputs(_TRACE_BATCH, input_shape, vocab, seed=0))
+    check_sample = torch.from_numpy(sample_inputs(_CHECK_BATCH, input_shape, vocab, seed=1))
     expected = _forward(frozen, check_sample, input_shape)
 
     onnx_model = _to_onnx(frozen, trace_sample, opset)

@@ -24,12 +24,13 @@ import numpy as np
 
 from ..errors import ConfigError
 
-INPUT_SEED = 0
 
+def random_input(batch: int, input_shape: tuple[int, ...], vocab: int | None = None) -> np.ndarray:
+    """Standard-normal float32 input of shape (batch, *input_shape), the same on every call (token ids below
+    ``vocab`` for a model with an embedding table)."""
+    from ..models._inputs import sample_inputs
 
-def random_input(batch: int, input_shape: tuple[int, ...]) -> np.ndarray:
-    """Standard-normal float32 input of shape (batch, *input_shape), the same on every call."""
-    return np.random.default_rng(INPUT_SEED).standard_normal((batch, *input_shape), dtype=np.float32)
+    return sample_inputs(batch, input_shape, vocab)
 
 
 class Runner:
@@ -68,7 +69,9 @@ class TorchRunner(Runner):
     def call(self, batch: int, threads: int) -> Iterator[Callable[[], object]]:
         import torch
 
-        inputs = torch.from_numpy(random_input(batch, self.input_shape))
+        from ..models._inputs import vocabulary
+
+        inputs = torch.from_numpy(random_input(batch, self.input_shape, vocabulary(self.module)))
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)  # intra-op; eager inference does not use the inter-op pool
         try:

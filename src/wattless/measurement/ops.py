@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from ..models._inputs import sample_inputs, vocabulary
 from .onnx_ops import count_onnx_macs  # re-exported: the ONNX counterpart of count_macs
 
 __all__ = ["count_macs", "count_onnx_macs", "count_params"]
@@ -55,7 +56,7 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
         model.eval()
         # no_grad, not inference_mode: FlopCounterMode's module tracker fails on parametrized weights there
         with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS) as counter:
-            model(torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(0)))
+            model(torch.from_numpy(sample_inputs(1, input_shape, vocabulary(model))))
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath_was_enabled)
         model.train(was_training)

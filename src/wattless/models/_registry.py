@@ -121,7 +121,25 @@ def build_model(spec: dict[str, Any], *, trust_code: bool = False) -> nn.Module:
         raise ModelError(f"cannot build model {name!r} for input {list(input_shape)}: {exc}") from exc
     if not isinstance(model, nn.Module):
         raise ModelError(f"factory for {name!r} returned {type(model).__name__}, not a torch.nn.Module")
-    return adapt_output(model, spec.get("output"))
+    output = spec.get("output")
+    if output is None and is_import_path(name) and input_shape:
+        output = _output_kind(model, input_shape)
+    return adapt_output(model, output)
+
+
+def _output_kind(model: nn.Module, input_shape: tuple[int, ...]) -> str | None:
+    """``"logits"`` when the user's model returns more than a tensor (a dict, a tuple) on one zero sample, so it
+    goes behind the output adapter; None otherwise (a forward that fails is reported by check_input_shape)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = model(torch.zeros(1, *input_shape))
+    except Exception:  # the user's forward may fail in any way; check_input_shape says how
+        return None
+    finally:
+        model.train(was_training)
+    return None if isinstance(output, torch.Tensor) else "logits"
 
 
 def not_rebuildable(name: str, why: str | None = None) -> str:

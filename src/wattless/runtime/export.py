@@ -12,6 +12,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import ConfigError
 from ..io import WattlessModel, deployable_module
+from ..models._inputs import sample_inputs, vocabulary
 from . import lowerings  # noqa: F401  (registers the zoo blocks' lowerings)
 from .emit import TILE, CWriter, c_float, describe_json, render
 from .graph import lower
@@ -129,7 +130,7 @@ def check_outputs(model: WattlessModel, folder: Path, result: CExport) -> None:
         find_compiler()
     except ConfigError:
         return  # no compiler: nothing to check with; the native engine says what to install
-    X = np.random.default_rng(0).standard_normal((CHECK_SAMPLES, *model.input_shape)).astype(np.float32)
+    X = sample_inputs(CHECK_SAMPLES, model.input_shape, vocabulary(model.module))
     with tempfile.TemporaryDirectory() as tmp:
         built = compile_c([folder / "model.c"], Path(tmp) / "check.so", flags=("-O1", *STRICT_FLAGS), shared=True)
         outputs = [NativeRunner(built.path, result.input_shape, result.output_size, arena).predict(X)

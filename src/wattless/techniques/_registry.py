@@ -58,6 +58,8 @@ class Context:
     dataset: Dataset
     seed: int = 0
     quiet: bool = False
+    batch_size: int | None = None
+    """Fine-tuning batch size: the one the model was trained with (None: the training default)."""
 
 
 @dataclass
@@ -253,10 +255,19 @@ def describe_step(name: str, cfg: TechniqueConfig) -> dict[str, Any]:
 
 def finetune(model: nn.Module, ctx: Context, epochs: int, lr: float, **fit_options: Any) -> dict[str, Any] | None:
     """Fine-tune every trainable weight of ``model`` for ``epochs`` (a technique's ``finetune_epochs``) at ``lr``
-    with the one training loop, seeded by the context; nothing when ``epochs`` is 0. ``fit_options`` go to
-    :func:`wattless.train.fit` (``on_step``, ``best_from_epoch``)."""
-    from ..train import TrainConfig, fit
+    with the one training loop, seeded by the context, in batches of the size the model was trained with; nothing
+    when ``epochs`` is 0. ``fit_options`` go to :func:`wattless.train.fit` (``on_step``, ``best_from_epoch``)."""
+    from ..train import fit
 
     if not epochs:
         return None
-    return fit(model, ctx.dataset, TrainConfig(epochs=epochs, lr=lr, seed=ctx.seed), **fit_options)
+    return fit(model, ctx.dataset, finetune_config(ctx, epochs, lr), **fit_options)
+
+
+def finetune_config(ctx: Context, epochs: int, lr: float):
+    """The :class:`~wattless.train.TrainConfig` of fine-tuning: ``epochs`` at ``lr``, the context's seed, and the
+    batch size the model was trained with."""
+    from ..train import TrainConfig
+
+    batch = {"batch_size": ctx.batch_size} if ctx.batch_size else {}
+    return TrainConfig(epochs=epochs, lr=lr, seed=ctx.seed, **batch)

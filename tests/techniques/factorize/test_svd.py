@@ -63,11 +63,12 @@ def test_parameters_and_macs_go_down_and_the_output_layer_stays(digits, trained_
     assert count_macs(trained_mlp.module, (64,))["total"] == 64 * 32 + 32 * 10
 
 
-def test_a_rank_that_saves_nothing_leaves_the_model_as_it_was(digits, trained_mlp):
-    unchanged = apply_steps(trained_mlp, digits, ["factorize.svd:rank=22,finetune_epochs=2"])  # 22 * 96 >= 64 * 32
-    assert edits_of(unchanged.module) == []
-    assert all(torch.equal(a, b) for a, b in zip(unchanged.module.state_dict().values(),
-                                                 trained_mlp.module.state_dict().values(), strict=True))
+def test_a_rank_that_saves_nothing_is_refused_and_leaves_the_model_as_it_was(digits, trained_mlp):
+    before = {name: value.clone() for name, value in trained_mlp.module.state_dict().items()}
+    with pytest.raises(ConfigError, match=r"no layer would shrink at rank=22.*\(1\); ask for lower ranks"):
+        apply_steps(trained_mlp, digits, ["factorize.svd:rank=22,finetune_epochs=2"])  # 22 * 96 >= 64 * 32
+    assert edits_of(trained_mlp.module) == []
+    assert all(torch.equal(before[name], value) for name, value in trained_mlp.module.state_dict().items())
 
 
 def test_fine_tuning_trains_the_factors(digits, trained_mlp):
@@ -100,3 +101,26 @@ def test_a_parametrized_layer_is_refused():
 def test_the_default_rule_is_energy():
     assert make_config("factorize.svd").energy == 0.9
     assert make_config("factorize.svd", {"ratio": 0.5}).energy is None
+
+
+class ReadsItsWeight(nn.Module):
+    """Code that uses a layer as a layer, as Hugging Face's ViT reads ``projection.weight.dtype``."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.second, self.head = nn.Linear(64, 48), nn.Linear(48, 48), nn.Linear(48, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.first(x.to(self.first.weight.dtype)))
+        return self.head(torch.relu(self.second(x)))
+
+
+def test_a_layer_the_models_code_reads_is_kept_whole_with_a_warning(digits):
+    model = ReadsItsWeight()
+    cfg = parse_step("factorize.svd:rank=4,finetune_epochs=0")[1]
+    with pytest.warns(UserWarning, match=r"kept 1 layer\(s\) whole.*first \(AttributeError"):
+        factorize_svd(model, cfg, Context(dataset=digits))
+    assert isinstance(model.first, nn.Linear) and [e["layer"] for e in edits_of(model)] == ["second"]
+    only_first = parse_step("factorize.svd:rank=4,layers=[first],finetune_epochs=0")[1]
+    with pytest.raises(ConfigError, match="no layer can be factorized: the model stops working"):
+        factorize_svd(ReadsItsWeight(), only_first, Context(dataset=digits))

@@ -184,7 +184,7 @@ def test_removing_a_whole_layer_is_refused(images, lenet5):
 
 
 class ChannelScale(nn.Module):
-    """A custom layer with weights of its own, which Torch-Pruning has no rule for."""
+    """A custom layer with weights of its own (a Torch-Pruning "unwrapped parameter")."""
 
     def __init__(self, channels):
         super().__init__()
@@ -194,10 +194,29 @@ class ChannelScale(nn.Module):
         return x * self.scale
 
 
-def test_unsupported_and_parametrized_layers_are_refused(digits, lenet300):
+class FixedReshape(nn.Module):
+    """Code that fixes a width the dependency graph cannot see, as attention code fixes its head count."""
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], 4, 4).flatten(1)
+
+
+def test_weights_a_module_holds_itself_narrow_with_its_channels(digits):
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), ChannelScale(16), nn.ReLU(), nn.Linear(16, 10))
-    with pytest.raises(ConfigError, match=r"layer '2' \(ChannelScale\)"):
+    narrowed = prune_structured(model, StructuredPruneConfig(finetune_epochs=0), Context(dataset=digits))
+    assert narrowed[2].scale.shape == (8,) and narrowed[1].out_features == 8 and narrowed[4].in_features == 8
+    assert narrowed(torch.zeros(2, 64)).shape == (2, 10)
+    assert model[1].out_features == 16  # the original is left as it was
+
+
+def test_a_model_whose_code_breaks_when_narrowed_is_refused_and_left_whole(digits):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), FixedReshape(), nn.Linear(16, 10))
+    with pytest.raises(ConfigError, match=r"model's own code no longer runs \(RuntimeError: .*use prune.magnitude"):
         prune_structured(model, StructuredPruneConfig(finetune_epochs=0), Context(dataset=digits))
+    assert model[1].out_features == 16 and model(torch.zeros(1, 64)).shape == (1, 10)
+
+
+def test_parametrized_layers_are_refused(digits, lenet300):
     masked = apply_steps(lenet300, digits, ["prune.magnitude:sparsity=0.5,finetune_epochs=0"])
     with pytest.raises(ConfigError, match="layer '1'.*first in the recipe"):
         apply_steps(masked, digits, ["prune.structured:finetune_epochs=0"])

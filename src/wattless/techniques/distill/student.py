@@ -79,7 +79,7 @@ def build_student(teacher: nn.Module, cfg: DistillConfig, ctx: Context) -> nn.Mo
     if cfg.width < 1.0:  # records the structural edit on the student, so its file replays it
         narrowing = StructuredPruneConfig(ratio=1.0 - cfg.width, importance=cfg.importance, finetune_epochs=0)
         try:
-            prune_structured(student, narrowing, ctx)
+            student = prune_structured(student, narrowing, ctx)
         except ConfigError as exc:
             raise ConfigError(f"cannot narrow the teacher to width={cfg.width} for student={cfg.student} (structured "
                               f"pruning with ratio={narrowing.ratio:g}; raise width to lower it): {exc}") from None

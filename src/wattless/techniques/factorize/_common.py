@@ -3,9 +3,11 @@ replacing a layer by its factors, and fine-tuning."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import torch
 from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 from torch.nn.utils import parametrize
@@ -14,6 +16,15 @@ from ...errors import ConfigError
 from ...structure import record_edit
 from .._registry import Context, TechniqueConfig
 from .._registry import finetune as finetune_weights
+
+MIN_SAVING = 0.1
+"""A layer is factorized only when its factors hold at most 90% of its weights: smaller gains add layers (and
+latency) for next to nothing, and the edit's own record can outweigh them in the file."""
+
+
+def worth_factorizing(factor_params: int, layer_params: int) -> bool:
+    """True when factors of ``factor_params`` weights save at least :data:`MIN_SAVING` of ``layer_params``."""
+    return factor_params <= (1 - MIN_SAVING) * layer_params
 
 
 class FactorizeConfig(TechniqueConfig):
@@ -107,18 +118,55 @@ Plan = Callable[[str, nn.Module], "tuple[nn.Module, dict[str, Any]] | None"]
 
 def factorize_layers(model: nn.Module, cfg: FactorizeConfig, ctx: Context, layers: list[tuple[str, nn.Module]],
                      plan: Plan) -> nn.Module:
-    """Replace each planned layer, record its structural edit, then fine-tune once if anything changed."""
+    """Replace each planned layer, record its structural edit, then fine-tune once.
+
+    Raises:
+        ConfigError: no layer would shrink at the ranks asked for (the step would change nothing).
+    """
     changed = False
+    refused: list[str] = []
+    shape = ctx.dataset.input_shape if ctx.dataset is not None else None
+    checked = shape is not None and _forward_fails(model, shape) is None  # a model that runs must keep running
     for name, layer in layers:
         planned = plan(name, layer)
         if planned is not None:
             replacement, edit = planned
             replace_layer(model, name, replacement)
+            failure = _forward_fails(model, shape) if checked else None
+            if failure:  # the model's own code uses the layer as a layer (e.g. reads its .weight): keep it
+                replace_layer(model, name, layer)
+                refused.append(f"{name} ({failure})")
+                continue
             record_edit(model, {**edit, "layer": name})
             changed = True
-    if changed:
-        finetune(model, cfg, ctx)
+    if not changed and refused:
+        raise ConfigError(f"no layer can be factorized: the model stops working when they are replaced "
+                          f"({'; '.join(refused)[:300]})")
+    if refused and not ctx.quiet:
+        warnings.warn(f"kept {len(refused)} layer(s) whole because the model stops working when they are "
+                      f"factorized: {'; '.join(refused)[:400]}", stacklevel=3)
+    if not changed:
+        rule = next((f"{field}={getattr(cfg, field)}" for field in cfg.RANK_RULES if getattr(cfg, field) is not None),
+                    "")
+        raise ConfigError(f"no layer would shrink at {rule}: the factors would hold more than "
+                          f"{1 - MIN_SAVING:.0%} of the weights of the layers ({', '.join(n for n, _ in layers)}); "
+                          "ask for lower ranks")
+    finetune(model, cfg, ctx)
     return model
+
+
+def _forward_fails(model: nn.Module, input_shape: tuple[int, ...]) -> str | None:
+    """The last line of the error a zero sample raises in ``model`` (eval mode), or None when it runs."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    except Exception as error:  # the model's own forward may fail in any way
+        return f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:120] if str(error).strip() else ''}"
+    finally:
+        model.train(was_training)
+    return None
 
 
 def finetune(model: nn.Module, cfg: FactorizeConfig, ctx: Context) -> None:

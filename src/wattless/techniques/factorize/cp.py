@@ -26,6 +26,7 @@ from ._common import (
     layer_to_replay,
     replace_layer,
     select_layers,
+    worth_factorizing,
 )
 from .tucker import is_dense_conv
 
@@ -105,7 +106,7 @@ def factorize_cp(model: nn.Module, cfg: CPConfig, ctx: Context) -> nn.Module:
             rank = check_rank(cfg.rank, max_cp_rank(conv), name, "kernel size over its largest mode")
         else:
             rank = min(math.ceil(cfg.ratio * max(conv.in_channels, conv.out_channels)), max_cp_rank(conv))
-        if cp_params(conv, rank) >= conv.weight.numel():
+        if not worth_factorizing(cp_params(conv, rank), conv.weight.numel()):
             return None  # the factors would hold as many weights as the layer
         return cp_conv(conv, rank, seed=ctx.seed), {"kind": "factorize.cp", "rank": rank}
 

@@ -23,6 +23,7 @@ from ._common import (
     layer_to_replay,
     replace_layer,
     select_layers,
+    worth_factorizing,
 )
 
 
@@ -88,7 +89,8 @@ def factorize_svd(model: nn.Module, cfg: SVDConfig, ctx: Context) -> nn.Module:
         limit = min(linear.in_features, linear.out_features)
         rank = check_rank(svd_rank(torch.linalg.svdvals(linear.weight.detach().double()), cfg), limit, name,
                           f"Linear {linear.in_features}->{linear.out_features}")
-        if rank * (linear.in_features + linear.out_features) >= linear.in_features * linear.out_features:
+        if not worth_factorizing(rank * (linear.in_features + linear.out_features),
+                                 linear.in_features * linear.out_features):
             return None  # the factors would hold as many parameters as the layer
         return svd_linear(linear, rank), {"kind": "factorize.svd", "rank": rank}
 

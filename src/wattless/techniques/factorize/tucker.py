@@ -27,6 +27,7 @@ from ._common import (
     layer_to_replay,
     replace_layer,
     select_layers,
+    worth_factorizing,
 )
 from .vbmf import vbmf_rank
 
@@ -101,7 +102,7 @@ def factorize_tucker(model: nn.Module, cfg: TuckerConfig, ctx: Context) -> nn.Mo
         r_in, r_out = tucker_ranks(conv, cfg)
         check_rank(r_in, conv.in_channels, name, "input channels")
         check_rank(r_out, conv.out_channels, name, "output channels")
-        if tucker_params(conv, r_in, r_out) >= conv.weight.numel():
+        if not worth_factorizing(tucker_params(conv, r_in, r_out), conv.weight.numel()):
             return None  # the factors would hold as many weights as the layer
         return tucker2_conv(conv, r_in, r_out), {"kind": "factorize.tucker", "ranks": [r_in, r_out]}
 

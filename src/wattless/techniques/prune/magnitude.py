@@ -28,8 +28,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ...errors import ConfigError
-from ...train import TrainConfig, steps_per_epoch
-from .._registry import Context, TechniqueConfig, finetune, layers_of, register_technique
+from ...train import steps_per_epoch
+from .._registry import Context, TechniqueConfig, finetune, finetune_config, layers_of, register_technique
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 LINEAR_OR_CONV = layers_of(*PRUNABLE, what="Linear or Conv layer")
@@ -169,7 +169,7 @@ def _epochs_per_round(total: int, rounds: int) -> list[int]:
 
 def _prune_gradual(model: nn.Module, cfg: MagnitudePruneConfig, ctx: Context) -> None:
     ramp_epochs = math.ceil(cfg.finetune_epochs * GRADUAL_RAMP_FRACTION)
-    ramp_steps = ramp_epochs * steps_per_epoch(ctx.dataset, TrainConfig(epochs=cfg.finetune_epochs, lr=cfg.lr))
+    ramp_steps = ramp_epochs * steps_per_epoch(ctx.dataset, finetune_config(ctx, cfg.finetune_epochs, cfg.lr))
     _prune_at(model, cfg, lambda final: 0.0)  # all-ones masks: the parametrizations the ramp updates
 
     def on_step(step: int) -> None:

@@ -14,6 +14,7 @@ replayed on a freshly built model when the file is loaded, so no pickled module 
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Literal
 
@@ -59,8 +60,16 @@ def _structured_applies_to(model: nn.Module, cfg: StructuredPruneConfig | None =
 @register_technique("prune.structured", StructuredPruneConfig, applies_to=_structured_applies_to,
                     claims=("params", "macs", "size_bytes"))
 def prune_structured(model: nn.Module, cfg: StructuredPruneConfig, ctx: Context) -> nn.Module:
-    """Remove a fraction of every layer's channels (the model shrinks), keeping coupled layers consistent."""
+    """Remove a fraction of every layer's channels (the model shrinks), keeping coupled layers consistent.
+
+    Works on a copy and returns it; ``model`` is left as it was when the narrowed model would not run.
+
+    Raises:
+        ConfigError: nothing could be narrowed, or the narrowed model's own code no longer runs (it fixes widths
+            the dependency graph cannot see, e.g. attention heads in a reshape).
+    """
     check_prunable(model)
+    model = copy.deepcopy(model)
     was_training = model.training
     input_shape = ctx.dataset.input_shape
     with torch.enable_grad():  # Torch-Pruning traces the graph through autograd
@@ -79,13 +88,29 @@ def prune_structured(model: nn.Module, cfg: StructuredPruneConfig, ctx: Context)
                               f"lower ratio or add {names[root]!r} to ignore")
         if count:
             plans.append((root, handler, idxs))
+    if not plans:
+        raise ConfigError("prune.structured found no channels to remove: every layer is coupled to the model's "
+                          "outputs or ignored; use prune.magnitude or prune.nm on this model")
     for root, handler, idxs in plans:  # groups do not overlap, so each root's indices stay valid
         graph.get_pruning_group(root, handler, idxs).prune()
+    _check_runs(model, input_shape)
     history = [[name, bool(is_output), [int(i) for i in idxs]] for name, is_output, idxs in graph.pruning_history()]
     record_edit(model, {"kind": "torch_pruning", "input_shape": list(input_shape), "history": history})
     model.train(was_training)
     finetune(model, ctx, cfg.finetune_epochs, cfg.lr)
     return model
+
+
+def _check_runs(model: nn.Module, input_shape: tuple[int, ...]) -> None:
+    """Refuse a narrowed model whose forward fails (its code fixes a width, e.g. a head count in a reshape)."""
+    try:
+        with torch.no_grad():
+            model.eval()(_example_input(model, input_shape))
+    except Exception as error:  # the model's own forward may fail in any way
+        last = str(error).strip().splitlines()[-1][:200] if str(error).strip() else ""
+        raise ConfigError(f"prune.structured narrowed the layers, but the model's own code no longer runs "
+                          f"({type(error).__name__}: {last}): it fixes widths the dependency graph cannot see "
+                          "(e.g. attention heads); use prune.magnitude or prune.nm on this model") from None
 
 
 def check_prunable(model: nn.Module) -> None:
@@ -96,17 +121,14 @@ def check_prunable(model: nn.Module) -> None:
 
 
 def prunable_reason(model: nn.Module) -> str | None:
-    """Why Torch-Pruning cannot keep ``model`` consistent, or None: custom modules with weights of their own,
-    parametrized (masked or quantized) layers, whose stored tensors would no longer match, grouped convolutions."""
+    """Why Torch-Pruning cannot keep ``model`` consistent, or None: parametrized (masked or quantized) layers,
+    whose stored tensors would no longer match, and grouped convolutions. Weights a module holds itself
+    (positional embeddings, class tokens, layer scales) are Torch-Pruning's "unwrapped parameters": their last
+    non-singleton dimension follows the channels."""
     for name, module in model.named_modules():
         if parametrize.is_parametrized(module):
             return (f"layer {name!r}: it is masked or quantized by an earlier step; put prune.structured first in "
                     "the recipe")
-        own_weights = next(module.parameters(recurse=False), None) is not None
-        if own_weights and tp.ops.module2type(module) == _OPTYPE.ELEMENTWISE:
-            return (f"layer {name or '<model>'!r} ({type(module).__name__}): it has weights of its own that "
-                    "Torch-Pruning has no rule for (it handles Linear, Conv, BatchNorm, LayerNorm, GroupNorm, PReLU, "
-                    "Embedding, LSTM, MultiheadAttention); use prune.magnitude or prune.nm on this model")
         if isinstance(module, nn.modules.conv._ConvNd) and 1 < module.groups != module.out_channels:
             return (f"layer {name!r}: a grouped convolution ({module.groups} groups) must lose channels evenly in "
                     "every group, which Torch-Pruning's dependency graph does not do; use prune.magnitude or "
@@ -203,7 +225,8 @@ def replay_pruning(model: nn.Module, edit: dict[str, Any]) -> None:
                                         idxs)
         if not graph.check_pruning_group(group):
             raise ValueError(f"pruning history would empty a layer coupled to {name!r}")
-        group.prune(record_history=False)
+        with torch.device("cpu"):  # Torch-Pruning builds index tensors on the default device; the skeleton is meta
+            group.prune(record_history=False)
 
 
 def _checked_edit(model: nn.Module, edit: dict[str, Any]) -> tuple[tuple[int, ...], list]:

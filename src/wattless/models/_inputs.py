@@ -1,0 +1,26 @@
+"""Sample inputs a model accepts, for tracing, checking exports, counting operations and timing: standard normal
+floats, or, for a model that looks up token ids in an embedding table, integer ids inside its smallest table (as
+floats, the dtype every engine feeds; the model casts them)."""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+INPUT_SEED = 0
+
+
+def vocabulary(model: nn.Module) -> int | None:
+    """The size of the smallest ``nn.Embedding`` table in ``model`` (ids below it are valid), or None."""
+    sizes = [module.num_embeddings for module in model.modules() if isinstance(module, nn.Embedding)]
+    return min(sizes) if sizes else None
+
+
+def sample_inputs(batch: int, input_shape: tuple[int, ...], vocab: int | None = None,
+                  seed: int = INPUT_SEED) -> np.ndarray:
+    """``(batch, *input_shape)`` float32 samples, the same for the same arguments: standard normal, or with
+    ``vocab`` integer ids in ``[0, vocab)``."""
+    rng = np.random.default_rng(seed)
+    if vocab is not None:
+        return rng.integers(0, vocab, (batch, *input_shape)).astype(np.float32)
+    return rng.standard_normal((batch, *input_shape), dtype=np.float32)
