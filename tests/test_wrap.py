@@ -58,6 +58,18 @@ def test_a_module_in_memory_is_compressed_measured_and_exported(digits, tmp_path
     assert wattless.export(wattless.wrap(net, dataset=digits), tmp_path / "m.onnx").is_file()
 
 
+def test_a_module_in_memory_is_inspected_layer_by_layer_with_the_bytes_its_file_would_take(digits):
+    net = sequential()
+    info = wattless.inspect(net, dataset=digits)
+    assert info["file"] is None and info["params"] == 64 * 32 + 32 + 32 * 10 + 10
+    assert [layer["name"] for layer in info["layers"]] == ["0", "2"]
+    assert 0 < sum(layer["bytes"] for layer in info["layers"]) < info["size_bytes"]
+    pruned = wattless.apply_steps(net, digits, ["prune.magnitude:sparsity=0.5,finetune_epochs=0"])
+    assert wattless.inspect(pruned)["nonzero_params"] < info["params"] * 0.6
+    with pytest.raises(ConfigError, match="a plain nn.Module needs dataset="):
+        wattless.inspect(net)
+
+
 def test_a_class_no_file_can_rebuild_is_refused_as_wlz_before_any_work(digits, tmp_path):
     model = wattless.wrap(sequential(), dataset=digits)
     assert model.name == "memory:torch.nn.modules.container.Sequential"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -94,20 +95,36 @@ def _designs(simulate: str | Sequence[str] | None, clock_mhz: float | None) -> l
     return [architecture(name, clock_mhz=clock_mhz) for name in names if name]
 
 
-def inspect(path: str | Path, *, trust_code: bool = False, simulate: str | None = None,
-            clock_mhz: float | None = None) -> dict[str, Any]:
+def inspect(path: str | Path | WattlessModel | Any, *, trust_code: bool = False, simulate: str | None = None,
+            clock_mhz: float | None = None, dataset: Dataset | str | None = None) -> dict[str, Any]:
     """What a ``.wlz`` file holds: architecture, data set, recipe, and per layer its shape, parameters, non-zeros,
     weight/activation bits, bytes in the file, MACs and estimated energy (45 nm, batch 1) with its share; with
-    ``simulate`` (one design), each layer's simulated energy split into compute, on-chip and off-chip memory."""
-    from ..io import load
-    from ..measurement.ops import count_params
-    from ..measurement.profile import dense_fp32_counts, layer_profile, micronet_score, stored_bytes_by_layer
+    ``simulate`` (one design), each layer's simulated energy split into compute, on-chip and off-chip memory.
+
+    ``path`` may also be a model in memory (a :class:`WattlessModel`, or an ``nn.Module`` with ``dataset``): its
+    bytes are those of the ``.wlz`` file it would be saved as (``file`` is then None)."""
+    from ..io import load, save
 
     designs = _designs(simulate, clock_mhz)
     if len(designs) > 1:
         raise ConfigError("inspect --simulate takes one design; measure --simulate compares several")
 
-    loaded = load(path, trust_code=trust_code, keep_parametrizations=True)
+    if isinstance(path, str | Path):
+        loaded = load(path, trust_code=trust_code, keep_parametrizations=True)
+        return _inspected(loaded, Path(path), str(path), designs)
+    model, _ = as_model(path, dataset)
+    if not isinstance(model, WattlessModel):
+        raise ConfigError(f"inspect takes a .wlz path or a model, not {type(path).__name__}")
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / "model.wlz"
+        save(model, file, rebuildable=False)  # the bytes it would take as a file, even when no file could rebuild it
+        return _inspected(model, file, None, designs)
+
+
+def _inspected(loaded: WattlessModel, path: Path, shown: str | None, designs: list) -> dict[str, Any]:
+    from ..measurement.ops import count_params
+    from ..measurement.profile import dense_fp32_counts, layer_profile, micronet_score, stored_bytes_by_layer
+
     module = deployable_module(loaded.module)
     params, nonzero = count_params(module)
     profile = layer_profile(loaded.module, module, loaded.input_shape)
@@ -126,7 +143,7 @@ def inspect(path: str | Path, *, trust_code: bool = False, simulate: str | None 
             if found:
                 layer["simulated"] = {f"{part}_j": found[f"{part}_pj"] * 1e-12  # joules, as energy_j
                                       for part in ("compute", "onchip", "offchip")}
-    return {"simulated": simulated, "file": str(path), "size_bytes": Path(path).stat().st_size,
+    return {"simulated": simulated, "file": shown, "size_bytes": path.stat().st_size,
             "model": loaded.spec, "task": loaded.task,
             "dataset": (loaded.meta.get("dataset") or {}).get("name"), "seed": loaded.meta.get("seed"),
             "recipe": loaded.recipe, "params": params, "nonzero_params": nonzero, "macs": profile["macs"],
