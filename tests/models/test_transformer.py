@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from wattless.data import Dataset
-from wattless.errors import ConfigError, ModelError
+from wattless.errors import ModelError
 from wattless.measurement import count_macs, count_params
 from wattless.models import build_model
 from wattless.models.transformer import EncoderBlock
@@ -93,12 +93,14 @@ def test_bad_options_are_model_errors(options, message):
         build((3, 32, 32))
 
 
-def test_structured_pruning_is_refused_with_a_clear_error():
+def test_structured_pruning_narrows_the_feed_forward_layers_and_keeps_the_attention_width():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(16, 6, 20)).astype(np.float32)
     y = rng.integers(0, 4, 16)
     series = Dataset("series", "classification", X, y, X, y, X, y, classes=list("abcd"))
     model = build((6, 20), patch_size=5, d_model=16, heads=2)
-    with pytest.raises(ConfigError, match="model's own code no longer runs.*attention heads.*prune.magnitude"):
-        prune_structured(model, StructuredPruneConfig(finetune_epochs=0), Context(dataset=series))
-    assert model(torch.from_numpy(X[:2])).shape == (2, 4)  # left whole
+    with pytest.warns(UserWarning, match=r"kept 1 channel group\(s\) whole.*unflatten.*encoder.0.qkv"):
+        narrowed = prune_structured(model, StructuredPruneConfig(finetune_epochs=0), Context(dataset=series))
+    assert count_params(narrowed)[0] < count_params(model)[0]
+    assert narrowed.encoder[0].qkv.out_features == model.encoder[0].qkv.out_features  # the heads' width is kept
+    assert narrowed(torch.from_numpy(X[:2])).shape == (2, 4) and model(torch.from_numpy(X[:2])).shape == (2, 4)

@@ -220,3 +220,29 @@ def test_parametrized_layers_are_refused(digits, lenet300):
     masked = apply_steps(lenet300, digits, ["prune.magnitude:sparsity=0.5,finetune_epochs=0"])
     with pytest.raises(ConfigError, match="layer '1'.*first in the recipe"):
         apply_steps(masked, digits, ["prune.structured:finetune_epochs=0"])
+
+
+class BagOfTokens(nn.Module):
+    """Token ids -> embedding -> mean -> Linear: the embedding's width starts the only channel group."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.head = nn.Embedding(20, 16), nn.Linear(16, 2)
+
+    def forward(self, tokens):
+        return self.head(self.embed(tokens.long()).mean(dim=1))
+
+
+def test_an_embeddings_width_is_narrowed_and_replays_on_a_fresh_model():
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 20, (60, 5)).astype(np.float32)
+    data = wattless.Dataset.from_arrays(tokens, (tokens[:, 0] > 9).astype(np.int64))
+    torch.manual_seed(0)
+    model = BagOfTokens()
+    narrowed = prune_structured(model, StructuredPruneConfig(finetune_epochs=0), Context(dataset=data))
+    assert narrowed.embed.embedding_dim == 8 and narrowed.head.in_features == 8 and model.embed.embedding_dim == 16
+    fresh = BagOfTokens()
+    replay_edits(fresh, edits_of(narrowed))
+    fresh.load_state_dict(narrowed.state_dict())
+    x = torch.from_numpy(tokens[:4])
+    assert torch.equal(fresh(x), narrowed(x))

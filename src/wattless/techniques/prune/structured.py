@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -41,6 +42,11 @@ _CHANNEL_PRESERVING = {_OPTYPE.ELEMENTWISE, _OPTYPE.RESHAPE, _OPTYPE.CONCAT, _OP
 """Graph ops that pass channels through, so a layer behind them still shapes the model's outputs."""
 
 
+ROOT_TYPES = (tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR, tp.ops.TORCH_LSTM, tp.ops.TORCH_EMBED)
+"""Layers whose output channels start a pruning group: besides convolutions and Linear layers, an LSTM's hidden
+size and an embedding's width (with everything coupled to them)."""
+
+
 class StructuredPruneConfig(TechniqueConfig):
     model_config = ConfigDict(coerce_numbers_to_str=True)  # layer names such as 1 in ignore=[1]
 
@@ -62,23 +68,50 @@ def _structured_applies_to(model: nn.Module, cfg: StructuredPruneConfig | None =
 def prune_structured(model: nn.Module, cfg: StructuredPruneConfig, ctx: Context) -> nn.Module:
     """Remove a fraction of every layer's channels (the model shrinks), keeping coupled layers consistent.
 
-    Works on a copy and returns it; ``model`` is left as it was when the narrowed model would not run.
+    Works on a copy and returns it; ``model`` is left as it was. When the narrowed model's own code no longer runs
+    (it fixes widths the dependency graph cannot see, e.g. attention heads in a reshape), each channel group is
+    tried alone and only those the model runs without are narrowed (a warning names the others).
 
     Raises:
-        ConfigError: nothing could be narrowed, or the narrowed model's own code no longer runs (it fixes widths
-            the dependency graph cannot see, e.g. attention heads in a reshape).
+        ConfigError: nothing could be narrowed, or no channel group can be narrowed with the model still running.
     """
     check_prunable(model)
-    model = copy.deepcopy(model)
-    was_training = model.training
     input_shape = ctx.dataset.input_shape
+    steps = _planned_steps(model, cfg, ctx)
+    if not steps:
+        raise ConfigError("prune.structured found no channels to remove: every layer is coupled to the model's "
+                          "outputs, ignored, or of a kind Torch-Pruning does not narrow (GRU, stacked LSTM); use "
+                          "prune.magnitude or prune.nm on this model")
+    narrowed, failure = _narrowed(model, steps, input_shape)
+    if failure is not None:
+        runnable = [step for step in steps if _narrowed(model, [step], input_shape)[1] is None]
+        narrowed, _ = _narrowed(model, runnable, input_shape) if runnable else (None, None)
+        if narrowed is None:
+            raise ConfigError(f"prune.structured narrowed the layers, but the model's own code no longer runs "
+                              f"({failure}): it fixes widths the dependency graph cannot see (e.g. attention heads); "
+                              "use prune.magnitude or prune.nm on this model")
+        whole = [step[0] for step in steps if step not in runnable]
+        if not ctx.quiet:
+            warnings.warn(f"prune.structured kept {len(whole)} channel group(s) whole, as the model's own code fixes "
+                          f"their width ({failure}): {', '.join(whole)[:300]}", stacklevel=3)
+        steps = runnable
+    record_edit(narrowed, {"kind": "torch_pruning", "input_shape": list(input_shape), "history": steps})
+    narrowed.train(model.training)
+    finetune(narrowed, ctx, cfg.finetune_epochs, cfg.lr)
+    return narrowed
+
+
+def _planned_steps(model: nn.Module, cfg: StructuredPruneConfig, ctx: Context) -> list[list]:
+    """``[layer, prunes its outputs, channel indices]`` per channel group, scored and checked on a copy of the
+    unpruned model (the form of Torch-Pruning's pruning history)."""
+    scored = copy.deepcopy(model)
     with torch.enable_grad():  # Torch-Pruning traces the graph through autograd
-        graph = tp.DependencyGraph().build_dependency(model, example_inputs=_example_input(model, input_shape),
-                                                      verbose=False)
-        groups = list(graph.get_all_groups(ignored_layers=_kept_layers(model, graph, cfg.ignore)))
-        scores = _channel_scores(model, groups, cfg.importance, ctx)
-    names = {module: name for name, module in model.named_modules()}
-    plans = []  # every group is scored and checked on the unpruned model before any is pruned
+        graph = _graph(scored, ctx.dataset.input_shape)
+        groups = list(graph.get_all_groups(ignored_layers=_kept_layers(scored, graph, cfg.ignore),
+                                           root_module_types=ROOT_TYPES))
+        scores = _channel_scores(scored, groups, cfg.importance, ctx)
+    names = {module: name for name, module in scored.named_modules()}
+    steps = []
     for group, score in zip(groups, scores, strict=True):
         root, handler = group[0].dep.target.module, group[0].dep.handler
         count = channels_to_remove(len(score), cfg.ratio, cfg.round_to, names[root])
@@ -87,30 +120,26 @@ def prune_structured(model: nn.Module, cfg: StructuredPruneConfig, ctx: Context)
             raise ConfigError(f"ratio={cfg.ratio} would remove every channel of a layer coupled to {names[root]!r}; "
                               f"lower ratio or add {names[root]!r} to ignore")
         if count:
-            plans.append((root, handler, idxs))
-    if not plans:
-        raise ConfigError("prune.structured found no channels to remove: every layer is coupled to the model's "
-                          "outputs or ignored; use prune.magnitude or prune.nm on this model")
-    for root, handler, idxs in plans:  # groups do not overlap, so each root's indices stay valid
-        graph.get_pruning_group(root, handler, idxs).prune()
-    _check_runs(model, input_shape)
-    history = [[name, bool(is_output), [int(i) for i in idxs]] for name, is_output, idxs in graph.pruning_history()]
-    record_edit(model, {"kind": "torch_pruning", "input_shape": list(input_shape), "history": history})
-    model.train(was_training)
-    finetune(model, ctx, cfg.finetune_epochs, cfg.lr)
-    return model
+            steps.append([names[root], handler.__name__ == "prune_out_channels", [int(i) for i in idxs]])
+    return steps
 
 
-def _check_runs(model: nn.Module, input_shape: tuple[int, ...]) -> None:
-    """Refuse a narrowed model whose forward fails (its code fixes a width, e.g. a head count in a reshape)."""
+def _narrowed(model: nn.Module, steps: list[list], input_shape: tuple[int, ...]) -> tuple[nn.Module | None, str | None]:
+    """A copy of ``model`` with ``steps`` applied, or None and the error its forward then ends in."""
+    narrowed = copy.deepcopy(model)
     try:
+        replay_pruning(narrowed, {"input_shape": list(input_shape), "history": steps})
         with torch.no_grad():
-            model.eval()(_example_input(model, input_shape))
-    except Exception as error:  # the model's own forward may fail in any way
+            narrowed.eval()(_example_input(narrowed, input_shape))
+    except Exception as error:  # the model's own forward, or Torch-Pruning on a layer it has no rule for
         last = str(error).strip().splitlines()[-1][:200] if str(error).strip() else ""
-        raise ConfigError(f"prune.structured narrowed the layers, but the model's own code no longer runs "
-                          f"({type(error).__name__}: {last}): it fixes widths the dependency graph cannot see "
-                          "(e.g. attention heads); use prune.magnitude or prune.nm on this model") from None
+        return None, f"{type(error).__name__}: {last}".rstrip(": ")
+    return narrowed, None
+
+
+def _graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
+    return tp.DependencyGraph().build_dependency(model, example_inputs=_example_input(model, input_shape),
+                                                 verbose=False)
 
 
 def check_prunable(model: nn.Module) -> None:
@@ -164,13 +193,15 @@ def output_layers(graph: tp.DependencyGraph) -> list[nn.Module]:
 
 
 def _kept_layers(model: nn.Module, graph: tp.DependencyGraph, ignore: list[str]) -> list[nn.Module]:
-    """The output layers and the user's ``ignore`` layers with all their children."""
+    """The output layers, stacked LSTMs (Torch-Pruning narrows single-layer ones only) and the user's ``ignore``
+    layers with all their children."""
     modules = dict(model.named_modules())
     unknown = [name for name in ignore if name not in modules]
     if unknown:
         layers = [n for n, m in modules.items() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
         raise ConfigError(f"ignore names unknown layers {unknown}; layers of this model: {', '.join(layers[:20])}")
-    return output_layers(graph) + [sub for name in ignore for sub in modules[name].modules()]
+    unsupported = [m for m in modules.values() if isinstance(m, nn.LSTM) and m.num_layers > 1]  # Torch-Pruning: 1
+    return output_layers(graph) + unsupported + [sub for name in ignore for sub in modules[name].modules()]
 
 
 def _channel_scores(model: nn.Module, groups: list, importance: str, ctx: Context) -> list[torch.Tensor]:
@@ -211,8 +242,7 @@ def replay_pruning(model: nn.Module, edit: dict[str, Any]) -> None:
     """
     input_shape, history = _checked_edit(model, edit)
     with torch.enable_grad():
-        graph = tp.DependencyGraph().build_dependency(model, example_inputs=_example_input(model, input_shape),
-                                                      verbose=False)
+        graph = _graph(model, input_shape)
     for name, is_output, idxs in history:
         layer = model.get_submodule(name)
         pruner = graph.get_pruner_of_module(layer)
