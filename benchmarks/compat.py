@@ -183,8 +183,11 @@ class Row:
         return self._judge(got, drop, out.stat().st_size, self.fp32_file.stat().st_size)
 
     def factorize_step(self) -> str:
-        convs = any(isinstance(m, torch.nn.Conv2d) for m in self.model.module.modules())
-        return ("factorize.tucker:" if convs else "factorize.svd:ratio=0.5,") + self.tune
+        """Tucker-2 when the model holds more weights in Conv2d layers than in Linear ones, else SVD."""
+        weights = {kind: sum(m.weight.numel() for m in self.model.module.modules() if type(m) is kind)
+                   for kind in (torch.nn.Conv2d, torch.nn.Linear)}
+        tucker = weights[torch.nn.Conv2d] > weights[torch.nn.Linear]
+        return ("factorize.tucker:" if tucker else "factorize.svd:ratio=0.5,") + self.tune
 
     def native_c(self) -> str:
         from wattless.runtime.build import compile_c
@@ -233,7 +236,8 @@ COLUMNS: list[tuple[str, str, Callable[[Row], str]]] = [
     ("N:M 2:4", "drop <= 5 pts, smaller", lambda r: r.technique(f"prune.nm:{r.tune}", 5, "nm")),
     ("structured 50%", "drop <= 15 pts, smaller",
      lambda r: r.technique(f"prune.structured:ratio=0.5,{r.tune}", 15, "structured")),
-    ("SVD/Tucker", "drop <= 15 pts, smaller", lambda r: r.technique(r.factorize_step, 15, "factorized")),
+    ("SVD/Tucker", "Tucker-2 (ratio 0.5) where Conv2d layers hold most weights, else SVD (ratio 0.5); drop <= 15 "
+     "pts, smaller", lambda r: r.technique(r.factorize_step, 15, "factorized")),
     ("k-means 16", "drop <= 5 pts, smaller",
      lambda r: r.technique(f"share.kmeans:clusters=16,finetune_epochs={FINETUNE}", 5, "kmeans")),
     ("distillation", "drop <= 15 pts, smaller",

@@ -219,6 +219,32 @@ def test_the_header_states_the_memory_and_the_preprocessing(zoo, tmp_path):
     assert sorted(p.name for p in exported.path.iterdir()) == ["README.md", "main.c", "model.c", "model.h"]
 
 
+class SplitThenConcat(torch.nn.Module):
+    """Channels split (unevenly, then in chunks) into branches and concatenated back, with a skip connection."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.left, self.right = (torch.nn.Conv2d(1, 6, 3, padding=1), torch.nn.Conv2d(2, 2, 3, padding=1),
+                                            torch.nn.Conv2d(4, 4, 1))
+        self.head = torch.nn.Linear(6 * 8 * 8, 3)
+
+    def forward(self, x):
+        stem = torch.relu(self.stem(x))
+        left, right = torch.split(stem, [2, 4], dim=1)
+        a, b = right.chunk(2, dim=1)
+        merged = torch.cat([self.left(left), self.right(torch.cat([b, a], dim=1))], dim=1) + stem
+        return self.head(merged.flatten(1))
+
+
+def test_splits_and_concats_run_natively(tmp_path):
+    torch.manual_seed(0)
+    spec = {"name": "mlp", "kwargs": {}, "input_shape": [1, 8, 8], "num_outputs": 3}
+    model = wattless.WattlessModel(SplitThenConcat().eval(), {"model": spec, "task": "classification", "recipe": []})
+    result = export_c(model, tmp_path / "c")  # compiled and compared with PyTorch when a compiler is here
+    assert {layer["op"] for layer in result.layers} >= {"conv", "linear"}
+    assert "wl_take_blocks" in (tmp_path / "c" / "model.c").read_text()
+
+
 def test_an_unsupported_layer_is_refused_naming_it_and_nothing_is_written(tmp_path):
     spec = {"name": "mlp", "kwargs": {}, "input_shape": [4], "num_outputs": 2}
     module = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ELU(), torch.nn.Linear(4, 2))

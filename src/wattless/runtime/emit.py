@@ -262,6 +262,13 @@ def _concat(w, op, i, x, y, si, so, n):
     return " ".join(statements)
 
 
+def _slice(w, op, i, x, y, si, so, n):
+    dim = op.attrs["dim"]
+    outer, stride = math.prod(si[:dim]), math.prod(si[dim:])
+    return (f"wl_take_blocks({x[0]}, {y}, {outer}, {math.prod(so[dim:])}, {stride}, "
+            f"{op.attrs['start'] * math.prod(si[dim + 1:])});")
+
+
 def _attention(w, op, i, x, y, si, so, n):
     return (f"wl_attention({x[0]}, {y}, {so[0]}, {so[1]}, {op.attrs['heads']}, "
             f"(arena + {w.plan.scratch[i]}));")
@@ -269,7 +276,8 @@ def _attention(w, op, i, x, y, si, so, n):
 
 _SIMPLE = {
     "act": _act, "batchnorm": _batchnorm, "layernorm": _layernorm, "maxpool": _pool, "avgpool": _pool,
-    "mean": _mean, "permute": _permute, "pad": _pad, "concat": _concat, "attention": _attention,
+    "mean": _mean, "permute": _permute, "pad": _pad, "concat": _concat, "slice": _slice,
+    "attention": _attention,
     "add": lambda w, op, i, x, y, si, so, n: f"wl_add({x[0]}, {x[1]}, {y}, {n});",
     "add_const": lambda w, op, i, x, y, si, so, n:
         f"wl_add_const({x[0]}, {w.array(f'const{i}', 'float', op.attrs['constant'].numpy())}, {y}, {n});",

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from ..errors import ModelError
 
 OPS = ("linear", "conv", "batchnorm", "layernorm", "act", "maxpool", "avgpool", "mean", "add", "add_const",
-       "scale_shift", "concat", "permute", "pad", "softmax", "attention", "fake_quant")
+       "scale_shift", "concat", "slice", "permute", "pad", "softmax", "attention", "fake_quant")
 """The operations the C kernels implement."""
 ACTIVATIONS = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.GELU: "gelu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid",
                F.relu6: "relu6",
@@ -32,8 +32,8 @@ ACTIVATIONS = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.GELU: "gelu", nn.Tanh: "ta
                F.sigmoid: "sigmoid", F.tanh: "tanh"}
 SUPPORTED = ("Linear", "Conv1d", "Conv2d (incl. grouped and depthwise)", "BatchNorm1d/2d", "LayerNorm", "ReLU", "ReLU6",
              "GELU", "Tanh", "Sigmoid", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d(1)", "Flatten", "Dropout",
-             "Identity", "Softmax", "residual add", "concat", "reshape/flatten/view", "transpose/permute",
-             "pad", "mean", "the zoo transformer's encoder block", "activation quantizers")
+             "Identity", "Softmax", "residual add", "concat", "split/chunk", "reshape/flatten/view",
+             "transpose/permute", "pad", "mean", "the zoo transformer's encoder block", "activation quantizers")
 _VIEWS = {"flatten", "reshape", "view", "unflatten", "contiguous", "squeeze", "unsqueeze"}
 _LEAVES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm,
                                         nn.ReLU, nn.ReLU6, nn.GELU, nn.Tanh, nn.Sigmoid, nn.MaxPool2d, nn.AvgPool2d,
@@ -148,6 +148,13 @@ def _constant(traced: torch.fx.GraphModule, target: str) -> torch.Tensor:
     return value.detach()
 
 
+def _looked_up(env: dict[str, Any], arg: Any) -> Any:
+    """``arg`` with every fx node in it (also inside a list, as torch.cat takes) replaced by its lowered value."""
+    if isinstance(arg, list | tuple):
+        return type(arg)(_looked_up(env, item) for item in arg)
+    return env.get(arg.name, arg) if isinstance(arg, torch.fx.Node) else arg
+
+
 def _shape(node: torch.fx.Node) -> tuple[int, ...] | None:
     meta = node.meta.get("tensor_meta")
     return tuple(int(d) for d in meta.shape[1:]) if meta is not None and hasattr(meta, "shape") else None
@@ -155,11 +162,17 @@ def _shape(node: torch.fx.Node) -> tuple[int, ...] | None:
 
 def _lower_node(graph: Graph, node: torch.fx.Node, env: dict[str, Any], modules: dict[str, nn.Module]) -> Any:
     shape = _shape(node)
-    args = [env.get(a.name, a) if isinstance(a, torch.fx.Node) else a for a in node.args]
+    args = [_looked_up(env, a) for a in node.args]
     if node.op == "call_module":
         module = modules[node.target]
         return _lower_module(graph, module, str(node.target), _as_value(args[0], node), shape)
     target = node.target
+    if target in (torch.split, "split", torch.chunk, "chunk"):
+        return _split(graph, node, _as_value(args[0], node))
+    if target is operator.getitem and isinstance(args[0], _Parts):
+        parts = args[0]
+        return graph.add("slice", node.name, [parts.source], parts.shapes[args[1]], dim=parts.dim,
+                         start=parts.starts[args[1]])
     if shape is None:  # x.size(0) and such: used only as arguments of views, which take shapes from the trace
         return None
     name = node.name
@@ -201,6 +214,26 @@ def _lower_node(graph: Graph, node: torch.fx.Node, env: dict[str, Any], modules:
         dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         return _softmax(graph, name, _as_value(args[0], node), shape, dim)
     raise _refuse(name, f"function {getattr(target, '__name__', target)}")
+
+
+@dataclass
+class _Parts:
+    """The pieces of a split (or chunk) of ``source`` along sample dimension ``dim``: where each starts, its shape."""
+
+    source: str
+    dim: int
+    starts: list[int]
+    shapes: list[tuple[int, ...]]
+
+
+def _split(graph: Graph, node: torch.fx.Node, source: str) -> _Parts:
+    dim = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", 0)
+    rank = len(graph.shapes[source]) + 1
+    if dim % rank == 0:
+        raise _refuse(node.name, "a split along the batch")
+    shapes = [tuple(int(d) for d in meta.shape[1:]) for meta in node.meta["tensor_meta"]]
+    starts = [sum(shape[dim % rank - 1] for shape in shapes[:i]) for i in range(len(shapes))]
+    return _Parts(source, dim % rank - 1, starts, shapes)
 
 
 def _as_value(arg: Any, node: torch.fx.Node) -> str:

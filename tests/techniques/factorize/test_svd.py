@@ -124,3 +124,9 @@ def test_a_layer_the_models_code_reads_is_kept_whole_with_a_warning(digits):
     only_first = parse_step("factorize.svd:rank=4,layers=[first],finetune_epochs=0")[1]
     with pytest.raises(ConfigError, match="no layer can be factorized: the model stops working"):
         factorize_svd(ReadsItsWeight(), only_first, Context(dataset=digits))
+
+
+def test_a_model_whose_only_linear_layer_is_the_output_is_told_how_to_name_it(digits):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    with pytest.raises(ConfigError, match=r"only Linear layers \(1\) produce its outputs.*layers=\[\.\.\.\]"):
+        factorize_svd(model, parse_step("factorize.svd:rank=2")[1], Context(dataset=digits))

@@ -75,6 +75,9 @@ def select_layers(model: nn.Module, cfg: FactorizeConfig, supported: Callable[[n
                           "Linear layers, prune.* or quantize.*)")
     if cfg.layers is None:
         chosen = [name for name in candidates if default_names is None or name in default_names]
+        if not chosen:
+            raise ConfigError(f"this model's only {what} ({', '.join(candidates)}) produce its outputs, which this "
+                              "technique leaves whole by default; name them with layers=[...] to factorize them")
     else:
         for name in cfg.layers:
             if name not in candidates:
