@@ -136,8 +136,8 @@ def test_the_cli_writes_what_the_api_writes(tmp_path, trained_mlp, digits):
 
 
 @pytest.mark.parametrize("name, model_name", [("factorize.tucker", "mlp"), ("factorize.cp", "mlp"),
-                                              ("prune.structured", "ts_transformer"),
-                                              ("distill.hinton", "ts_transformer")])
+                                              ("prune.structured", "mobilenet"),
+                                              ("distill.hinton", "mobilenet")])
 def test_applies_to_says_why_and_the_technique_refuses_alike(name, model_name, digits, tmp_path):
     """Where ``applies_to`` gives a reason, running the technique anyway is one clear error, not a traceback."""
     from wattless.models import build_model
@@ -145,10 +145,10 @@ def test_applies_to_says_why_and_the_technique_refuses_alike(name, model_name, d
     if model_name == "mlp":
         model, data = wattless.train("mlp", digits, model_kwargs={"hidden": [8]}, epochs=1), digits
     else:
-        data = dataclasses.replace(digits, **{f"X_{s}": getattr(digits, f"X_{s}").reshape(-1, 4, 16)
+        data = dataclasses.replace(digits, **{f"X_{s}": getattr(digits, f"X_{s}").reshape(-1, 1, 8, 8)
                                               for s in ("train", "val", "test")})
-        spec = {"name": model_name, "kwargs": {"patch_size": 4, "d_model": 16, "depth": 1, "heads": 2},
-                "input_shape": [4, 16], "num_outputs": 10}
+        spec = {"name": model_name, "kwargs": {"width": 0.25, "groups": 2},  # grouped pointwise convolutions
+                "input_shape": [1, 8, 8], "num_outputs": 10}
         model = wattless.WattlessModel(build_model(spec), {"model": spec, "task": "classification", "recipe": []})
     technique = get_technique(name)
     reason = technique.applies_to(model.module)
