@@ -23,13 +23,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..models._inputs import sample_inputs, vocabulary
 
 
 def random_input(batch: int, input_shape: tuple[int, ...], vocab: int | None = None) -> np.ndarray:
     """Standard-normal float32 input of shape (batch, *input_shape), the same on every call (token ids below
     ``vocab`` for a model with an embedding table)."""
-    from ..models._inputs import sample_inputs
-
     return sample_inputs(batch, input_shape, vocab)
 
 
@@ -68,8 +67,6 @@ class TorchRunner(Runner):
     @contextlib.contextmanager
     def call(self, batch: int, threads: int) -> Iterator[Callable[[], object]]:
         import torch
-
-        from ..models._inputs import vocabulary
 
         inputs = torch.from_numpy(random_input(batch, self.input_shape, vocabulary(self.module)))
         previous = torch.get_num_threads()

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ._adapter import adapt_output
+from ._inputs import zero_sample_forward
 
 Factory = Callable[..., nn.Module]
 _REGISTRY: dict[str, Factory] = {}
@@ -130,16 +131,8 @@ def build_model(spec: dict[str, Any], *, trust_code: bool = False) -> nn.Module:
 def _output_kind(model: nn.Module, input_shape: tuple[int, ...]) -> str | None:
     """``"logits"`` when the user's model returns more than a tensor (a dict, a tuple) on one zero sample, so it
     goes behind the output adapter; None otherwise (a forward that fails is reported by check_input_shape)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            output = model(torch.zeros(1, *input_shape))
-    except Exception:  # the user's forward may fail in any way; check_input_shape says how
-        return None
-    finally:
-        model.train(was_training)
-    return None if isinstance(output, torch.Tensor) else "logits"
+    output, error = zero_sample_forward(model, input_shape)
+    return None if error is not None or isinstance(output, torch.Tensor) else "logits"
 
 
 def not_rebuildable(name: str, why: str | None = None) -> str:
@@ -165,13 +158,9 @@ def spec_for(name: str, data: Any, kwargs: dict[str, Any] | None = None) -> dict
 
 def check_input_shape(model: nn.Module, input_shape: tuple[int, ...]) -> None:
     """Run one zero sample through ``model``; a shape mismatch becomes a clear ModelError."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
-    except RuntimeError as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"the model does not accept inputs of shape {list(input_shape)}: {first_line}") from exc
-    finally:
-        model.train(was_training)
+    _, error = zero_sample_forward(model, input_shape)
+    if isinstance(error, RuntimeError):
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelError(f"the model does not accept inputs of shape {list(input_shape)}: {first_line}") from error
+    if error is not None:
+        raise error

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -25,6 +25,9 @@ from torch import nn
 
 from ..data import Dataset
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..train import TrainConfig
 
 
 class TechniqueConfig(BaseModel):
@@ -264,7 +267,7 @@ def finetune(model: nn.Module, ctx: Context, epochs: int, lr: float, **fit_optio
     return fit(model, ctx.dataset, finetune_config(ctx, epochs, lr), **fit_options)
 
 
-def finetune_config(ctx: Context, epochs: int, lr: float):
+def finetune_config(ctx: Context, epochs: int, lr: float) -> TrainConfig:
     """The :class:`~wattless.train.TrainConfig` of fine-tuning: ``epochs`` at ``lr``, the context's seed, and the
     batch size the model was trained with."""
     from ..train import TrainConfig

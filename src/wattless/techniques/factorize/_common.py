@@ -7,12 +7,12 @@ import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-import torch
 from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 from torch.nn.utils import parametrize
 
 from ...errors import ConfigError
+from ...models._inputs import error_line, zero_sample_forward
 from ...structure import record_edit
 from .._registry import Context, TechniqueConfig
 from .._registry import finetune as finetune_weights
@@ -159,17 +159,9 @@ def factorize_layers(model: nn.Module, cfg: FactorizeConfig, ctx: Context, layer
 
 
 def _forward_fails(model: nn.Module, input_shape: tuple[int, ...]) -> str | None:
-    """The last line of the error a zero sample raises in ``model`` (eval mode), or None when it runs."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
-    except Exception as error:  # the model's own forward may fail in any way
-        return f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:120] if str(error).strip() else ''}"
-    finally:
-        model.train(was_training)
-    return None
+    """The error line a zero sample ends in through ``model``, or None when it runs."""
+    _, error = zero_sample_forward(model, input_shape)
+    return None if error is None else error_line(error)
 
 
 def finetune(model: nn.Module, cfg: FactorizeConfig, ctx: Context) -> None:

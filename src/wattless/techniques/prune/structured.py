@@ -28,6 +28,7 @@ from torch.nn.utils import parametrize
 
 from ...data import Dataset
 from ...errors import ConfigError
+from ...models._inputs import error_line, zero_sample_forward
 from ...structure import record_edit, register_edit
 from .._registry import Context, TechniqueConfig, finetune, register_technique
 from .channel_importance import l1_scores, taylor_scores, thinet_scores
@@ -129,12 +130,10 @@ def _narrowed(model: nn.Module, steps: list[list], input_shape: tuple[int, ...])
     narrowed = copy.deepcopy(model)
     try:
         replay_pruning(narrowed, {"input_shape": list(input_shape), "history": steps})
-        with torch.no_grad():
-            narrowed.eval()(_example_input(narrowed, input_shape))
-    except Exception as error:  # the model's own forward, or Torch-Pruning on a layer it has no rule for
-        last = str(error).strip().splitlines()[-1][:200] if str(error).strip() else ""
-        return None, f"{type(error).__name__}: {last}".rstrip(": ")
-    return narrowed, None
+    except Exception as error:  # Torch-Pruning on a layer it has no rule for (an LSTM's assertion, ...)
+        return None, error_line(error)
+    _, error = zero_sample_forward(narrowed, input_shape)
+    return (narrowed, None) if error is None else (None, error_line(error))
 
 
 def _graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
