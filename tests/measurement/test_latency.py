@@ -100,3 +100,57 @@ def test_time_interleaved_alternates_variants_and_takes_the_median_of_rounds():
     assert calls == ["a", "b", "a", "b", "a", "b"]
     assert result["a"]["median"] == 3.0 and result["b"]["median"] == 4.0
     assert result["b"]["round_medians"] == [2.0, 9.0, 4.0]
+
+
+class _FakeRunner:
+    """A runner whose timed calls are recorded by name, each lasting 10 ms on the fake clock."""
+
+    engine, precision, max_threads = "fake", "fp32", None
+
+    def __init__(self, name, calls):
+        self.name, self.calls = name, calls
+
+    def call(self, batch, threads):
+        import contextlib
+
+        @contextlib.contextmanager
+        def run():
+            yield lambda: self.calls.append((self.name, batch))
+
+        return run()
+
+
+def test_time_variants_times_every_variant_in_every_round_in_turn(clock_10ms_per_call):
+    from wattless.measurement.latency import time_variants
+
+    calls = []
+    runners = {name: {"fake": _FakeRunner(name, calls)} for name in ("fp32", "pruned")}
+    rows = time_variants(runners, batches=(1, 8), repeats=6, rounds=3)
+
+    one_round = [("fp32", 1)] * 2 + [("fp32", 8)] * 2 + [("pruned", 1)] * 2 + [("pruned", 8)] * 2
+    warmup = 10  # untimed calls before each timed block
+    timed = [call for i, call in enumerate(calls) if i % (warmup + 2) >= warmup]
+    assert timed == one_round * 3  # each round runs every variant, not one variant after the other
+    assert [(row["engine"], row["batch"], row["repeats"]) for row in rows["pruned"]] == [("fake", 1, 6), ("fake", 8, 6)]
+    assert rows["fp32"][0]["round_medians"] == [10.0, 10.0, 10.0]
+    assert rows["fp32"][0]["p25"] == rows["fp32"][0]["p75"] == 10.0  # the spread: quartiles of the round medians
+
+
+def test_time_models_times_files_together_on_their_own_engines(onnx_models, mlp, monkeypatch):
+    import wattless
+    from wattless.measurement import latency
+
+    order = []
+
+    def fake_time_runner(runner, *, batch, threads, repeats, **_):
+        order.append((runner.engine, batch))
+        return {"engine": runner.engine, "batch": batch, "threads": threads, "median": 1.0, "p25": 1.0,
+                "p75": 1.0, "repeats": repeats, "precision": runner.precision}
+
+    monkeypatch.setattr(latency, "time_runner", fake_time_runner)
+    model = wattless.wrap(mlp, input_shape=(784,), task="classification")
+    rows = latency.time_models({"module": model, "onnx": onnx_models["mlp"]}, None,
+                               engines={"module": ("torch",), "onnx": ("torch",)}, batches=(1,), repeats=4,
+                               rounds=2)
+    assert order == [("torch", 1), ("onnxruntime", 1)] * 2  # an .onnx file runs in ONNX Runtime as stored
+    assert [row["engine"] for row in rows["onnx"]] == ["onnxruntime"] and rows["module"][0]["repeats"] == 4

@@ -18,7 +18,7 @@ from ..ladder import parse_energy_model
 from ..pipeline import Step, StepCallback, check_output_kind, run_recipe
 from ..recipe import CALIBRATION_METHODS, INT8_MODES, OBJECTIVES, Recipe, load_ladder
 from ._common import check_output, dataset_for
-from ._measure import measure, timing_options
+from ._measure import timing_options
 from ._models import as_model, check_savable, resolve_steps
 
 COMPARED_ENGINES = ("torch", "onnxruntime")
@@ -97,11 +97,15 @@ def compress(model: WattlessModel | str | Path, dataset: Dataset | str | None, o
              force: bool = False, trust_code: bool = False, data_dir: str | None = None, target: str | None = None,
              task: str | None = None, grid_intensity: float | None = None, carbon_country: str | None = None,
              energy_model: str | None = None, on_step: StepCallback | None = None,
-             on_candidate: Callable[[int, int, str], None] | None = None) -> CompressResult:
+             on_candidate: Callable[[int, int, str], None] | None = None,
+             on_warning: Callable[[str], None] | None = None) -> CompressResult:
     """Apply ``steps`` or a ``recipe`` (a :class:`Recipe`, a shipped name or a YAML path), optionally ending in
     int8 deployment (``int8=True``, ``int8_mode`` static or dynamic), and write ``out`` (``.wlz`` or ``.onnx``);
     or, with ``max_drop`` (points), try the ladder of shipped recipes and keep the best by ``objective`` within
-    that budget on validation, confirmed on test. The original and the result are then measured alike.
+    that budget on validation, confirmed on test; ``out`` ending in ``.auto`` then keeps the best candidate in its
+    own format (written as ``OUT.wlz`` or ``OUT.onnx``: the result's ``path``), and ``on_warning`` hears, before any
+    work, which candidates a ``.wlz`` output rules out. The original and the result are measured alike, their
+    latencies timed together in alternating rounds.
 
     With ``objective="energy"``, ``energy_model="simulated:DESIGN"`` ranks the candidates by their energy
     simulated on that accelerator design (ZigZag, the ``hw`` extra) instead of the record's own figure.
@@ -116,7 +120,11 @@ def compress(model: WattlessModel | str | Path, dataset: Dataset | str | None, o
     from ..measurement.footprint import grid_intensity as grid_from
 
     model, dataset = as_model(model, dataset)
-    check_savable(model, out)
+    auto = Path(out).suffix == ".auto"
+    if auto and max_drop is None:
+        raise ConfigError(f"-o {Path(out).name} (the best candidate in either format) goes with --max-drop; give -o "
+                          "NAME.wlz or NAME.onnx")
+    check_savable(model, Path(out).with_suffix(".wlz") if auto else out)
     given = [name for name, value in (("--recipe", recipe), ("--step", steps or None), ("--max-drop", max_drop))
              if value is not None]
     if len(given) > 1:
@@ -126,6 +134,8 @@ def compress(model: WattlessModel | str | Path, dataset: Dataset | str | None, o
     timing = timing_options(batches, threads, repeats)
     footprint = Footprint(grid=grid_from(grid_intensity, carbon_country))  # validated before any work
     inputs = [] if isinstance(model, WattlessModel) else [model]
+    for written in (Path(out).with_suffix(".wlz"), Path(out).with_suffix(".onnx")) if auto else ():
+        check_output(written, force, *inputs)  # either may be written: both are refused up front
     out = check_output(out, force, *inputs)
     if max_drop is not None:
         if int8:
@@ -136,7 +146,7 @@ def compress(model: WattlessModel | str | Path, dataset: Dataset | str | None, o
         source, _ = _source(model, trust_code)
         data = dataset_for(dataset, source.meta, data_dir=data_dir, target=target, task=task)
         return _within_budget(source, data, out, max_drop, objective, candidates, seed,
-                              {**timing, "energy_model": energy_model}, footprint, on_candidate)
+                              {**timing, "energy_model": energy_model}, footprint, on_candidate, on_warning)
     if energy_model:
         raise ConfigError("--energy-model ranks the candidates of --max-drop; add --max-drop and --objective energy")
     parsed = _recipe(steps, recipe, int8, int8_mode, calibration)
@@ -149,21 +159,37 @@ def compress(model: WattlessModel | str | Path, dataset: Dataset | str | None, o
     write_text_atomic(steps_file, json.dumps(pipeline.records, default=str, indent=1) + "\n")
     result = CompressResult(out, steps=pipeline.records, footprint=footprint.result.as_dict(), steps_file=steps_file)
     if measure_result:
-        options = {**timing, "engines": COMPARED_ENGINES}
-        result.baseline = measure(source_files[0] if source_files else source, data, trust_code=trust_code,
-                                  name="original", **options)
-        result.record = measure(out, data, trust_code=trust_code, name=out.name, **options)
+        result.baseline, result.record = _before_after(source_files[0] if source_files else source, out, data,
+                                                       timing, trust_code)
     return result
+
+
+def _before_after(original: WattlessModel | Path, out: Path, data: Dataset, timing: dict[str, Any],
+                  trust_code: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The records of the original and the result, measured alike and their latencies timed together in the same
+    alternating rounds (so a burst of load cannot favour either)."""
+    from ..measurement.latency import time_models
+    from ..measurement.record import measure_file, measure_module
+
+    untimed = {**timing, "engines": COMPARED_ENGINES, "timed": False}
+    before = (measure_module(original, data, **untimed) if isinstance(original, WattlessModel)
+              else measure_file(original, data, trust_code=trust_code, **untimed))
+    after = measure_file(out, data, trust_code=trust_code, **untimed)
+    before["name"], after["name"] = "original", out.name
+    timed = time_models({"original": original, "result": out}, data, engines=COMPARED_ENGINES,
+                        trust_code=trust_code, **timing)
+    before["latency_ms"], after["latency_ms"] = timed["original"], timed["result"]
+    return before, after
 
 
 def _within_budget(source: WattlessModel, data: Dataset, out: Path, max_drop: float, objective: str,
                    candidates: list[Recipe], seed: int | None, timing: dict[str, Any], footprint,
-                   on_candidate) -> CompressResult:
+                   on_candidate, on_warning) -> CompressResult:
     from ..ladder import compress_within_budget
 
     with footprint:  # the search measures every candidate: that measuring is part of its work
         found = compress_within_budget(source, data, out, max_drop=max_drop, objective=objective, ladder=candidates,
-                                       seed=seed, on_candidate=on_candidate, **timing)
+                                       seed=seed, on_candidate=on_candidate, on_warning=on_warning, **timing)
     chosen = next((row["record"] for row in found.rows if row["status"] == "chosen"), None)
     result = CompressResult(found.path, chosen, found.baseline, footprint=footprint.result.as_dict(),
                             chosen=found.chosen, candidates=found.rows)

@@ -37,7 +37,8 @@ from ._progress import StepProgress
 @app.command()
 def compress(
     model_path: str = typer.Argument(..., metavar="MODEL", help="The .wlz model to compress."),
-    output: Path = typer.Option(..., "-o", "--output", help="Result: .wlz, or .onnx (int8 or fp32)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Result: .wlz, or .onnx (int8 or fp32); with "
+                                "--max-drop also NAME.auto: the best candidate as NAME.wlz or NAME.onnx."),
     dataset: str | None = DatasetOpt,
     int8: bool = typer.Option(False, "--int8", help="Deploy as int8 ONNX through ONNX Runtime."),
     int8_mode: str = typer.Option("static", "--int8-mode", help="static (QDQ, calibrated) or dynamic (int8 "
@@ -74,14 +75,14 @@ def compress(
                 calibration=calibration, max_drop=max_drop, objective=objective, ladder=ladder, seed=seed,
                 batches=batch, threads=threads, repeats=repeats, force=force, trust_code=trust_code,
                 grid_intensity=grid, carbon_country=carbon_country, energy_model=energy_model, on_step=on_step,
-                on_candidate=on_candidate,
+                on_candidate=on_candidate, on_warning=lambda message: say(f"warning: {message}"),
                 **data_options(data_dir, target, task))
     except NothingWithinBudget as exc:
         render(exc.result, max_drop, objective, json_out)
         raise
     footprint_summary(result.footprint, quiet)
     render(result, max_drop, objective, json_out)
-    say(f"wrote {output}" + (f": {result.chosen}" if result.chosen else f" and {result.steps_file.name}"))
+    say(f"wrote {result.path}" + (f": {result.chosen}" if result.chosen else f" and {result.steps_file.name}"))
 
 
 def render(result, max_drop: float | None, objective: str, json_out: bool) -> None:

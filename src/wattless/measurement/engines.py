@@ -185,6 +185,22 @@ class Int8Engine(Engine):
         return OnnxRunner(path, model.input_shape)
 
 
+def load_runners(model: Any, engines: Collection[str], *, workdir: Path, data=None,
+                 trust_code: bool = False) -> dict[str, Runner]:
+    """The runners ``measure`` times a model on: an ``.onnx`` file in ONNX Runtime as stored (at the input shape
+    its metadata names), a :class:`~wattless.io.WattlessModel` or ``.wlz`` file on each of ``engines``."""
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    if _is_onnx(model):
+        runner = OnnxRunner(model)
+        shape = tuple((runner.metadata.get("model") or {}).get("input_shape") or runner.input_shape)
+        return {"onnxruntime": runner if shape == runner.input_shape else OnnxRunner(model, shape)}
+    if isinstance(model, str | Path):  # a .wlz file: loaded once for every engine
+        from ..io import load
+
+        model = load(model, trust_code=trust_code, keep_parametrizations=True)
+    return {name: get_engine(name).load(model, workdir=Path(workdir), data=data) for name in check_engines(engines)}
+
+
 _ENGINES: dict[str, Engine] = {}
 ENGINE_MODULES = ("wattless.runtime.engine",)
 """Modules that register further engines when imported (found by name, so this module imports none of them)."""

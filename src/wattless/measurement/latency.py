@@ -5,9 +5,13 @@ then at least ``repeats`` timed calls (and at least ``min_time_s`` seconds of th
 number of threads. No speed is assumed: whatever the engine does with a compressed model is reported.
 """
 
+import functools
 import os
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -123,7 +127,7 @@ def _timing_record(engine: str, batch: int, threads: int, samples_ms: list[float
             "repeats": len(samples_ms)}
 
 
-def time_interleaved(timers: dict[str, Callable[[], dict]], *, rounds: int = 5) -> dict[str, dict]:
+def time_interleaved(timers: dict[Hashable, Callable[[], dict]], *, rounds: int = 5) -> dict[Hashable, dict]:
     """Time several variants fairly: every round runs each timer once, in turn, and a variant's figure is
     the median of its per-round medians (ms), so a burst of background load hits all variants alike.
 
@@ -142,3 +146,56 @@ def time_interleaved(timers: dict[str, Callable[[], dict]], *, rounds: int = 5) 
             per_round[name].append(timer())
     return {name: {**records[-1], "median": float(np.median([r["median"] for r in records])),
                    "round_medians": [r["median"] for r in records]} for name, records in per_round.items()}
+
+
+TIMING_ROUNDS = 5
+"""Alternating rounds a comparison splits its timed runs into."""
+
+
+def time_variants(runners: Mapping[str, Mapping[str, Any]], *, batches: Sequence[int], threads: int = 1,
+                  repeats: int = 50, rounds: int = TIMING_ROUNDS) -> dict[str, list[dict]]:
+    """Every variant on each of its engines at every batch, timed in the same alternating rounds
+    (:func:`time_interleaved`; ``repeats`` runs each, split over the rounds), so that background load hits all of
+    them alike and variants timed together can be compared.
+
+    Args:
+        runners: variant name -> engine name -> loaded :class:`~wattless.measurement.engines.Runner`.
+
+    Returns:
+        variant -> one latency row per engine and batch (:func:`time_runner`'s keys) with ``median``, ``p25`` and
+        ``p75`` the median and quartiles of its per-round medians in ms (``p75 - p25``: the spread a difference
+        must exceed to be more than noise), ``round_medians``, and ``repeats`` the timed calls in all.
+    """
+    rounds = min(rounds, repeats)
+    per_round = max(repeats // rounds, 1)
+    keys = [(variant, engine, batch) for variant, engines in runners.items() for engine in engines for batch in batches]
+    timed = time_interleaved({key: functools.partial(time_runner, runners[key[0]][key[1]], batch=key[2],
+                                                     threads=threads, repeats=per_round) for key in keys},
+                             rounds=rounds)
+    rows: dict[str, list[dict]] = {variant: [] for variant in runners}
+    for key in keys:
+        rows[key[0]].append({**timed[key], **summarize_times(timed[key]["round_medians"]),
+                             "repeats": per_round * rounds})
+    return rows
+
+
+def time_models(models: Mapping[str, Any], data, *, engines: Collection[str] | Mapping[str, Collection[str]],
+                batches: Sequence[int], threads: int = 1, repeats: int = 50, trust_code: bool = False,
+                rounds: int = TIMING_ROUNDS) -> dict[str, list[dict]]:
+    """The ``latency_ms`` of several models (a :class:`~wattless.io.WattlessModel`, or a ``.wlz`` / ``.onnx``
+    path) timed together by :func:`time_variants`, each on the engines ``measure`` would use (an ``.onnx`` file in
+    ONNX Runtime as stored), so a table or a choice compares figures taken under the same load.
+
+    Args:
+        engines: engine names for every model, or model name -> its engine names.
+        data: the data set (the ``int8`` engine calibrates on it).
+    """
+    from .engines import load_runners
+
+    if not batches:
+        return {name: [] for name in models}
+    with tempfile.TemporaryDirectory(prefix="wattless-timing-") as tmp:
+        runners = {name: load_runners(model, engines[name] if isinstance(engines, Mapping) else engines,
+                                      workdir=Path(tmp) / str(position), data=data, trust_code=trust_code)
+                   for position, (name, model) in enumerate(models.items())}
+        return time_variants(runners, batches=batches, threads=threads, repeats=repeats, rounds=rounds)

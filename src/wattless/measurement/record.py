@@ -8,7 +8,6 @@ provenance (:mod:`.provenance`).
 
 from __future__ import annotations
 
-import functools
 import os
 import tempfile
 from collections.abc import Collection, Sequence
@@ -24,7 +23,7 @@ from ..train import quality
 from .energy import DEFAULT_BITS, estimate_energy
 from .engines import OnnxRunner, TorchRunner, check_engines, get_engine
 from .env import collect_env
-from .latency import summarize_times, time_interleaved, time_runner
+from .latency import time_variants
 from .meters import measure_runner_energy
 from .onnx_ops import count_onnx_macs
 from .ops import count_params
@@ -84,26 +83,16 @@ def _original_figures(meta: dict[str, Any], size: int, size_fp32: int | None, fp
             "_provenance": {"size_bytes_original": provenance, "compression_ratio_original": provenance}}
 
 
-TIMING_ROUNDS = 5
-"""Alternating rounds ``measure`` splits its timed runs into."""
-
-
 def _timed(runners: dict[str, Any], batches: Sequence[int], threads: int, repeats: int) -> list[dict]:
     """Every engine at every batch timed in the same alternating rounds (``repeats`` runs each, split over the
     rounds), so that background load hits all of them alike: median and quartiles of the round medians (ms)."""
-    rounds = min(TIMING_ROUNDS, repeats)
-    per_round = max(repeats // rounds, 1)
-    timers = {(name, batch): functools.partial(time_runner, runner, batch=batch, threads=threads, repeats=per_round)
-              for name, runner in runners.items() for batch in batches}
-    timed = time_interleaved({f"{name}/{batch}": timer for (name, batch), timer in timers.items()}, rounds=rounds)
-    return [{**timed[f"{name}/{batch}"], **summarize_times(timed[f"{name}/{batch}"]["round_medians"]),
-             "repeats": per_round * rounds} for name, batch in timers]
+    return time_variants({"": runners}, batches=batches, threads=threads, repeats=repeats)[""]
 
 
 def measure_module(model: WattlessModel, dataset: Dataset, *, file_path: str | Path | None = None,
                    batches: Sequence[int] = DEFAULT_BATCHES, threads: int = 1,
                    engines: Collection[str] = ENGINES, repeats: int = 50, split: str = "test",
-                   designs: Sequence[Any] = (), simulate_partial: bool = False) -> dict[str, Any]:
+                   designs: Sequence[Any] = (), simulate_partial: bool = False, timed: bool = True) -> dict[str, Any]:
     """Measure a :class:`~wattless.io.WattlessModel`: quality in PyTorch, latency on the chosen ``engines``, and
     energy and latency simulated on accelerator ``designs`` (:func:`~wattless.measurement.simulate.architecture`).
 
@@ -112,6 +101,8 @@ def measure_module(model: WattlessModel, dataset: Dataset, *, file_path: str | P
             saved to a temporary file and that size is reported.
         engines: registered engine names (``torch``, ``onnxruntime``, ``int8``: a static int8 export calibrated
             on the training split, timed only: its accuracy is measured by measuring the int8 file itself).
+        timed: False leaves ``latency_ms`` empty for the caller to time several models together
+            (:func:`~wattless.measurement.latency.time_models`); energy is still taken at the smallest batch.
     """
     chosen = check_engines(engines)
     check_compatible(model.meta, model.input_shape, dataset)
@@ -128,8 +119,8 @@ def measure_module(model: WattlessModel, dataset: Dataset, *, file_path: str | P
         size = os.path.getsize(file_path)
         runners = {name: torch_runner if name == "torch" else get_engine(name).load(model, workdir=Path(tmp),
                                                                                     data=dataset)
-                   for name in chosen}
-        latency = _timed(runners, batches, threads, repeats) if batches else []
+                   for name in chosen if timed or name in ("torch", "native")}  # untimed: native for its footprint
+        latency = _timed(runners, batches, threads, repeats) if batches and timed else []
         native = getattr(runners.get("native"), "footprint", None)
     size_fp32 = fp32_state_dict_bytes(model)
     weight_bits = layer_weight_bits(model.module)
@@ -177,9 +168,11 @@ def _graph_bits(ops: dict[str, Any], precision: str) -> tuple[dict[str, float], 
 
 def measure_onnx(path: str | Path, dataset: Dataset, *, batches: Sequence[int] = DEFAULT_BATCHES,
                  threads: int = 1, engines: Collection[str] = ENGINES, repeats: int = 50,
-                 split: str = "test", designs: Sequence[Any] = (), simulate_partial: bool = False) -> dict[str, Any]:
+                 split: str = "test", designs: Sequence[Any] = (), simulate_partial: bool = False,
+                 timed: bool = True) -> dict[str, Any]:
     """Measure an ``.onnx`` file by running it in ONNX Runtime as stored (int8 or fp32), counting from its graph;
-    on the accelerator ``designs``, simulated at the precisions its graph stores."""
+    on the accelerator ``designs``, simulated at the precisions its graph stores (``timed``: as in
+    :func:`measure_module`)."""
     chosen = check_engines(engines)
     runner = get_engine("onnxruntime").load(path, workdir=Path(path).parent)
     if "torch" in chosen and len(chosen) == 1:
@@ -224,7 +217,7 @@ def measure_onnx(path: str | Path, dataset: Dataset, *, batches: Sequence[int] =
         "macs_per_layer": ops["layers"],
         "bops": round(sum(layer["macs"] * layer["weight_bits"] * layer["act_bits"] for layer in layers)),
         "micronet": micronet_counts([{**layer, "nonzero": layer.get("nonzero")} for layer in layers]),
-        "latency_ms": _timed({"onnxruntime": runner}, batches, threads, repeats) if batches else [],
+        "latency_ms": _timed({"onnxruntime": runner}, batches, threads, repeats) if batches and timed else [],
         **energy, "artifact": str(path),
     })
     if designs:

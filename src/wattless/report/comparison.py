@@ -81,8 +81,8 @@ def comparison_caption(baseline: Record) -> str:
     """One line saying what the deltas and ratios are relative to."""
     return (
         f"Δ and ratios vs baseline {format_text(baseline.get('name'))!r} (ratio > 1: better than baseline). "
-        "Latency: fastest engine per variant; speed-up vs the baseline's torch fp32 median "
-        "at the same batch and threads."
+        "Latency: fastest engine per variant, ± half the interquartile range of its round medians (noise); "
+        "speed-up vs the baseline's torch fp32 median at the same batch and threads."
     )
 
 
@@ -145,7 +145,7 @@ def _latency_cells(record: Record, baseline: Record, batch: int,
         label += f", {_threads_text(fastest.get('threads'))}"
     reference = _torch_fp32_median(baseline, batch, fastest.get("threads"))
     return {
-        header: f"{format_seconds_ms(fastest['median'])} ({label})",
+        header: f"{format_seconds_ms(fastest['median'])}{_spread(fastest)} ({label})",
         speed_up_header: _ratio(reference, fastest["median"]),
     }
 
@@ -167,6 +167,14 @@ def _torch_fp32_median(record: Record, batch: int, threads: int | None) -> float
         if key == ("torch", "fp32", batch, threads):
             return entry.get("median")
     return None
+
+
+def _spread(entry: dict[str, Any]) -> str:
+    """`` ± x``: half the interquartile range of a latency timed in alternating rounds (``round_medians``), else
+    nothing (the quartiles of older records are of single calls, not of rounds)."""
+    if not entry.get("round_medians") or entry.get("p25") is None or entry.get("p75") is None:
+        return ""
+    return f" ± {format_seconds_ms((entry['p75'] - entry['p25']) / 2)}"
 
 
 def _engine_label(entry: dict[str, Any]) -> str:

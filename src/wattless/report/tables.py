@@ -73,11 +73,15 @@ def ladder_table(baseline: Record, rows: list[dict[str, Any]], *, max_drop: floa
     table_rows = []
     for row in rows:
         values = list(next(cells).values())[1:] if "record" in row else [MISSING] * len(headers)
-        status = row["status"] + (f" (on {row['engine']})" if row.get("engine") else "")  # latency: where it ran
+        notes = [f"on {row['engine']}"] if row.get("engine") else []  # latency: where it ran
+        notes += [f"within the noise of {', '.join(map(str, row['tied_with']))}"] if row.get("tied_with") else []
+        status = row["status"] + (f" ({'; '.join(notes)})" if notes else "")
         table_rows.append([row["candidate"], status, format_number(row.get("val_drop"), ".2f"),
                            format_number(row.get("test_drop"), ".2f"), *values])
     ranked = next((row.get("objective_provenance") for row in rows if row.get("objective_provenance")), None)
     caption = comparison_caption(baseline) + (f" Energy ranked on {ranked} figures only." if ranked else "")
+    if any(row.get("objective_range") for row in rows):
+        caption += " Latencies whose spreads overlap are tied: the smaller drop wins, then the smaller file."
     return narrow_tables(["Candidate", "Status", "Val drop", "Test drop", *headers], table_rows, width=width,
                          title=f"Candidates for at most {max_drop:g} lost, best {objective} first", caption=caption,
                          left=2, styles=["bold" if row["status"] == "chosen" else None for row in rows])
