@@ -154,3 +154,22 @@ def test_dynamic_int8_needs_no_calibration_and_runs_in_onnx_runtime(cli_run, wor
     assert "MatMulInteger" in op_types(work / "e.onnx") or "DynamicQuantizeLinear" in op_types(work / "e.onnx")
     bad = cli_run("compress", model_path, "--int8", "--int8-mode", "fast", "-o", "x.onnx")
     assert bad.code == 2 and "--int8-mode 'fast' unknown" in bad.err
+
+
+def test_max_drop_warns_which_candidates_the_output_rules_out_and_auto_keeps_the_best_format(cli_run, work,
+                                                                                          model_path, fast,
+                                                                                          check_user_error):
+    (work / "ladder.yaml").write_text("energy:\n  - {name: int8, steps: [quantize.int8]}\n"
+                                      "  - {name: ptq8, steps: [{quantize.ptq: {bits: 8}}]}\n")
+    options = ("--max-drop", "50", "--objective", "energy", "--ladder", "ladder.yaml", *fast, "--quiet")
+    result = cli_run("compress", model_path, *options, "-o", "best.wlz")
+    assert result.code == 0, result.err
+    warnings = [line for line in result.err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: -o best.wlz rules out 1 of 2 candidates, which deploy as .onnx: int8; use -o "
+                        "best.onnx to try them too, or -o best.auto to keep the best in whichever format it needs"]
+    result = cli_run("compress", model_path, *options, "-o", "pick.auto")
+    assert result.code == 0 and "warning" not in result.err, result.err
+    chosen = "pick.onnx" if (work / "pick.onnx").exists() else "pick.wlz"
+    assert f"wrote {chosen}: " in result.err and not (work / "pick.auto").exists()
+    check_user_error(cli_run("compress", model_path, *options, "-o", "best.auto"), "'best.wlz' already exists")
+    check_user_error(cli_run("compress", model_path, "--int8", "-o", "x.auto"), "goes with --max-drop")
