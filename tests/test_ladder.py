@@ -217,3 +217,15 @@ def test_an_auto_output_keeps_the_best_candidate_in_its_own_format(trained_mlp, 
     assert found.path.stat().st_size == chosen["record"]["size_bytes"]
     assert chosen["record"]["size_bytes"] == min(row["record"]["size_bytes"] for row in found.rows)
     assert [p.name for p in tmp_path.iterdir()] == [found.path.name]
+
+
+def test_a_candidate_the_model_cannot_take_fails_alone_and_the_ladder_goes_on(trained_mlp, digits, tmp_path):
+    out = tmp_path / "best.wlz"
+    empties_a_layer = {"prune.magnitude": {"sparsity": 0.999, "scope": "global", "finetune_epochs": 0}}
+    impossible = ladder(("everything", [empties_a_layer]),
+                        ("ptq8", [{"quantize.ptq": {"bits": 8}}]))
+    found = compress_within_budget(trained_mlp, digits, out, max_drop=2.0, objective="size", ladder=impossible,
+                                   **FAST)
+    rows = {row["candidate"]: row for row in found.rows}
+    assert rows["everything"]["status"].startswith("failed: ") and "record" not in rows["everything"]
+    assert found.chosen == "ptq8" and out.exists()

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import Dataset, as_dataset
-from .errors import ConfigError
+from .errors import ConfigError, WattlessError
 from .io import WattlessModel, deployable_module
 from .measurement.engines import get_engine, list_engines
 from .measurement.latency import time_models
@@ -169,7 +169,11 @@ def compress_within_budget(model: WattlessModel, dataset: Dataset | str, out: st
             if on_candidate is not None:
                 on_candidate(position, len(candidates), recipe.name)
             path = Path(tmp) / f"{position}{suffix}"
-            run_recipe(model, data, recipe, path, seed=seed, record=False)
+            try:  # a candidate this model cannot take (e.g. a sparsity that prunes every weight) fails alone
+                run_recipe(model, data, recipe, path, seed=seed, record=False)
+            except WattlessError as exc:
+                row["status"] = f"failed: {str(exc).splitlines()[0][:200]}"
+                continue
             record = measure_file(path, data, engines=_engines(path, objective),
                                   designs=[design] if design is not None else (), **timing, timed=False)
             record["name"] = recipe.name
