@@ -2,6 +2,7 @@ import base64
 import html
 import io
 import json
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -324,3 +325,25 @@ def test_at_1280_pixels_the_summary_fits_and_nothing_overflows_the_page(tmp_path
     summary = next(box for box in result["boxes"] if box["title"] == "Summary")
     assert summary["fits"] and summary["table"] <= summary["box"], summary  # every column visible
     assert all(box["scrolls"] for box in result["boxes"]), result  # a wider table would scroll in its own box
+
+
+def test_markdown_in_names_is_shown_as_text_in_both_reports(tmp_path, markdown_names, gfm):
+    records = [{"name": name, "model": name, "dataset": "digits", "recipe": "**r**" if position else None,
+                "accuracy": 0.9, "size_bytes": 1000 + position, "env": {"cpu": "_c_ | `d`"}}
+               for position, name in enumerate(markdown_names)]
+    runs = tmp_path / "runs.json"
+    runs.write_text(json.dumps(records))
+    report = write_report(collect_records([runs]), tmp_path / "report", title="# *T*")
+    shown = [" ".join(name.split()) for name in markdown_names]
+    page = gfm(report["markdown"].read_text())
+    cells = [html.unescape(cell) for cell in re.findall(r'<td style="text-align:left">(.*?)</td>', page)]
+    assert cells[:len(shown)] == shown  # the summary: one cell per variant, as typed
+    assert cells[len(shown):2 * len(shown)] == shown  # the records table
+    for tag in ("<em>", "<code>", "<a ", "<s>", "<del>", "<b>", "<ol>"):
+        assert tag not in page.replace("<p><em>Δ and ratios", ""), tag  # only the caption is italic
+    assert page.count("<img") == 1  # the report's own plot
+    assert html.unescape(page).startswith("<h1># *T*</h1>")
+    assert "baseline: <strong>**x** | y</strong>" in html.unescape(page)
+    assert "<li><strong>cpu</strong>: _c_ | `d`</li>" in html.unescape(page)
+    html_cells = Parsed(report["html"].read_text()).cell_texts("td")
+    assert all(name in html_cells for name in markdown_names[:-1])  # the HTML escapes, it does not reformat
