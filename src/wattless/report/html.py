@@ -31,7 +31,6 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.1rem 1rem;font-size:
 """
 _NUMERIC = re.compile(r"^[-+]?[\d.,]+(?:$|[ x%])|^–$")
 """Cells right-aligned as numbers: ``"95.82"``, ``"+0.10"``, ``"3.4x"``, ``"187.3 KB"``, the missing mark."""
-_NUMERIC_CLASS = ' class="n"'
 _POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 
@@ -102,7 +101,8 @@ def _table(table: Table, *, highlight: str | None = None, titled: bool = True) -
 
 def _cell(text: str) -> str:
     numeric = _NUMERIC.match(text) is not None
-    return f"<td{_NUMERIC_CLASS if numeric else ''}>{_breakable(text, numeric)}</td>"
+    css = ' class="n"' if numeric else ""
+    return f"<td{css}>{_breakable(text, numeric)}</td>"
 
 
 def _header(text: str) -> str:
