@@ -62,7 +62,7 @@ def test_a_folder_holding_anything_else_is_refused_unless_forced(tmp_path, chang
     else:
         (folder / MANIFEST).write_text("{bad")
     with pytest.raises(ConfigError, match="changed since the demo wrote it" if change == "edited" else
-                       "not written by the demo"):
+                       "not a file the demo wrote there"):
         check_demo_folder(folder, force=False)
     check_demo_folder(folder, force=True)
 

@@ -35,8 +35,8 @@ def check_demo_folder(out: Path, force: bool) -> None:
         if (entry.name == MANIFEST and known is not None) or _TEMPORARY.match(entry.name):
             continue
         if known is None or entry.name not in known or not entry.is_file() or entry.is_symlink():
-            raise ConfigError(f"{str(entry)!r} was not written by the demo; choose another -o folder or pass --force "
-                              "to write the demo's files there")
+            raise ConfigError(f"{str(entry)!r} is not a file the demo wrote there (it keeps a list in {MANIFEST}); "
+                              "choose another -o folder or pass --force to write the demo's files there")
         if _sha256_or_none(entry) != known[entry.name]:
             raise ConfigError(f"{str(entry)!r} was changed since the demo wrote it; choose another -o folder or pass "
                               "--force to overwrite it")
