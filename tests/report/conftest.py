@@ -47,3 +47,18 @@ def regression_records():
     small = {"name": "int4", "task": "regression", "rmse": 53.1, "mae": 42.0, "r2": 0.48, "size_bytes": 1000,
              "latency_ms": [latency("torch", "fp32", 1, 0.04)]}
     return [base, small]
+
+
+@pytest.fixture
+def markdown_names():
+    """Names Markdown would read as emphasis, a cell break, code, a link, an image, a heading, a list, HTML."""
+    return ["**x** | y", "_em_ `code` [link](http://e.com) ![i](x.png) ~~gone~~", "# heading", "1. item",
+            "<b>bold</b> &amp; \\*", "two\nlines"]
+
+
+@pytest.fixture
+def gfm():
+    """Markdown rendered to HTML the way GitHub reads it (CommonMark with GFM tables and strike-through)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"]).render

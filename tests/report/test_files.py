@@ -1,4 +1,6 @@
+import html
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -91,6 +93,23 @@ def test_pipes_in_names_do_not_break_the_markdown_table(tmp_path, fp32_record):
     fp32_record["name"] = "prune|int8"
     paths = write_results([fp32_record], tmp_path, title="t", plot=False)
     assert "| prune\\|int8 |" in paths["markdown"].read_text()
+
+
+def test_markdown_in_names_is_shown_as_text(tmp_path, fp32_record, int8_record, markdown_names, gfm):
+    records = [{**(int8_record if position else fp32_record), "name": name, "env": {"cpu_**x**": "# _y_"}}
+               for position, name in enumerate(markdown_names)]
+    paths = write_results(records, tmp_path, title="**Bold** title", notes=["- a note", "*not emphasis*"],
+                          plot=False)
+    page = gfm(paths["markdown"].read_text())
+    cells = [html.unescape(cell) for cell in re.findall(r'<td style="text-align:left">(.*?)</td>', page)]
+    assert cells == [" ".join(name.split()) for name in markdown_names]  # one cell each, as typed
+    assert page.count("<em>") == 1 and "<p><em>Δ and ratios vs baseline '**x** | y' (ratio" in html.unescape(page)
+    for tag in ("<code>", "<a ", "<img", "<s>", "<del>", "<b>", "<ol>", "<li><ul>"):
+        assert tag not in page, tag
+    assert [html.unescape(h) for h in re.findall(r"<h\d>(.*?)</h\d>", page)] == [
+        "**Bold** title", "Notes", "Environment (of '**x** | y')"]
+    assert "<li>- a note</li>" in page and "<li>*not emphasis*</li>" in page
+    assert page.count("<strong>") == 1 and "<li><strong>cpu_**x**</strong>: # _y_</li>" in page  # the key's own bold
 
 
 def test_no_records_or_an_unusable_folder_are_user_errors(tmp_path, records):

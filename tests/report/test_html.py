@@ -2,6 +2,7 @@ import base64
 import html
 import io
 import json
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -19,19 +20,31 @@ URL_ATTRIBUTES = {"src", "href", "srcset", "action", "formaction", "poster", "da
 
 
 class Parsed(HTMLParser):
-    """Every tag, every URL-carrying attribute and all text of a page."""
+    """Every tag, every URL-carrying attribute, all text of a page, and each table cell as ``[tag, text]``
+    (non-breaking spaces read as spaces)."""
 
     def __init__(self, text: str):
         super().__init__()
-        self.tags, self.urls, self.text = [], [], []
+        self.tags, self.urls, self.text, self.cells, self._in_cell = [], [], [], [], False
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
         self.urls += [value for name, value in attrs if name in URL_ATTRIBUTES]
+        if tag in ("th", "td"):
+            self.cells.append([tag, ""])
+            self._in_cell = True
+
+    def handle_endtag(self, tag):
+        self._in_cell = self._in_cell and tag not in ("th", "td")
 
     def handle_data(self, data):
         self.text.append(data)
+        if self._in_cell:
+            self.cells[-1][1] += data.replace("\xa0", " ")
+
+    def cell_texts(self, tag: str) -> list[str]:
+        return [text for kind, text in self.cells if kind == tag]
 
 
 def _latency(engine, precision, batch, median):
@@ -114,7 +127,7 @@ def test_every_record_string_is_escaped(report):
         "regression quality against size, latency and energy per sample for diabetes"]
     markdown = report["markdown"].read_text()
     assert "<script>" not in markdown and "<b>" not in markdown and "<img" not in markdown
-    assert "&lt;script&gt;" in markdown
+    assert "&lt;script>" in markdown
 
 
 def test_images_are_png_plots_with_three_panels(report):
@@ -129,25 +142,31 @@ def test_images_are_png_plots_with_three_panels(report):
 
 
 def test_tables_show_quality_size_latency_energy_and_layers(report):
-    text = report["html"].read_text()
-    for header in ("Accuracy (%)", "Size", "vs fp32", "Latency b1 (1 thread)", "Latency b256 (1 thread)",
-                   "Energy/sample", "RMSE", "MAC share (%)", "Energy share (%)"):
-        assert f"<th scope=\"col\">{header}</th>" in text, header
-    assert "0.300 ms (ort int8)" in text  # fastest batch-1 engine of int8
-    assert "4.0x" in text  # int8's compression ratio and size ratio
-    assert '<td class="n">75.0</td>' in text  # fc1's share of MACs and of energy
-    assert "Layers of fp32" in text
+    page = Parsed(report["html"].read_text())
+    headers, cells = page.cell_texts("th"), page.cell_texts("td")
+    for header in ("Accuracy (%)", "Size", "Smaller than state_dict", "Latency b1 (1 thread)",
+                   "Latency b256 (1 thread)", "Speed-up b1", "Energy/sample", "RMSE", "MAC share (%)",
+                   "Energy share (%)"):
+        assert header in headers, header
+    assert "0.300 ms (ort int8)" in cells  # fastest batch-1 engine of int8
+    assert "4.0x" in cells  # int8's compression ratio and size ratio
+    assert '<td class="n">75.0</td>' in report["html"].read_text()  # fc1's share of MACs and of energy
+    assert "Layers of fp32" in "".join(page.text)
 
 
 def test_different_energy_methods_are_labelled_and_noted(report):
+    cells = Parsed(report["html"].read_text()).cell_texts("td")
+    assert "2 µJ (rapl)" in cells and "4 µJ (estimate-45nm, b1)" in cells
     for text in (report["html"].read_text(), report["markdown"].read_text()):
         assert "Energy was obtained by different methods (estimate-45nm, rapl)" in text
-        assert "2 µJ (rapl)" in text and "4 µJ (estimate-45nm, b1)" in text
+        assert "Energy labelled estimate-45nm is an analytical estimate" in text  # the method named, not cut off
+        assert "…" not in text
+    assert "2 µJ (rapl)" in report["markdown"].read_text()
 
 
 def test_markdown_has_the_tables_and_references_the_plots_beside_it(report):
     markdown = report["markdown"].read_text()
-    assert markdown.startswith("# Test &lt;report&gt;\n")
+    assert markdown.startswith("# Test &lt;report>\n")
     for path in report["plots"]:
         assert f"]({path.name})" in markdown
     assert "| Variant | Accuracy (%) |" in markdown and "| Variant | RMSE |" in markdown
@@ -247,3 +266,84 @@ def test_simulated_figures_name_their_tool_version_and_design(report):
         text = path.read_text()
         assert "Simulated on accelerator designs" in text and "ZigZag 3.9.1 on edge_tpu_like" in text
         assert "sparsity is not modelled" in text and "5,564" in text
+
+
+def _demo_like_records():
+    """The demo's three variants as ``wattless report`` reads them from results.json: the widest summary table."""
+    def latencies(precision, *medians):
+        return [_latency(engine, precision, batch, median) for (engine, precision, batch), median in
+                zip([("torch", "fp32", 1), ("onnxruntime", precision, 1), ("torch", "fp32", 256),
+                     ("onnxruntime", precision, 256)], medians, strict=True)]
+
+    base = {"model": "mlp", "dataset": "digits", "task": "classification", "seed": 0, "params": 50_826,
+            "macs": 50_432, "bops": 51_642_368, "size_bytes_fp32": 203_776, "env": {"cpu": "Test CPU"},
+            "source": "/home/someone/projects/compression/runs/demo/results.json"}
+    records = []
+    for name, precision, recipe, accuracy, size, medians, joules in (
+            ("fp32", "fp32", None, 0.8524, 188_928, (0.044, 0.017, 0.47, 0.315), 3.28e-5),
+            ("int8", "int8", "quantize.int8(calibration=minmax,engine=onnxruntime,format=QDQ,per_channel=True)",
+             0.8440, 64_819, (0.045, 0.020, 0.48, 0.231), 8.33e-6),
+            ("pruned80", "fp32", "prune.magnitude(finetune_epochs=10,layer_sparsity={},lr=0.001,schedule=oneshot,"
+             "scope=global,sparsity=0.8,steps=3)", 0.8301, 40_448, (0.046, 0.017, 0.47, 0.323), 3.28e-5)):
+        records.append({**base, "name": name, "recipe": recipe, "accuracy": accuracy, "size_bytes": size,
+                        "compression_ratio": 203_776 / size, "latency_ms": latencies(precision, *medians),
+                        "energy_j_per_sample": {"value": joules, "method": "estimate-45nm", "batch": 1}})
+    return records
+
+
+_LAYOUT_HARNESS = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>layout</title></head>
+<body style="margin:0"><pre id="result">pending</pre>
+<iframe id="report" src="{url}" width="{width}" height="900" style="border:0;display:block"></iframe>
+<script>
+window.addEventListener("load", () => {{
+  const doc = document.getElementById("report").contentDocument;
+  const boxes = Array.from(doc.querySelectorAll("table")).map(table => {{
+    const box = table.parentElement, style = doc.defaultView.getComputedStyle(box);
+    const title = box.previousElementSibling;
+    return {{title: title ? title.textContent : "", scrolls: style.overflowX === "auto",
+             fits: box.scrollWidth <= box.clientWidth, box: box.clientWidth, table: table.offsetWidth}};
+  }});
+  const page = doc.documentElement;
+  document.getElementById("result").textContent = JSON.stringify({{
+    viewport: page.clientWidth, overflow: page.scrollWidth - page.clientWidth, boxes}});
+}});
+</script></body></html>"""
+
+
+@pytest.mark.skipif(_browser() is None, reason="no chromium, chromium-browser or google-chrome on PATH "
+                                               "(Debian: apt-get install -y chromium)")
+def test_at_1280_pixels_the_summary_fits_and_nothing_overflows_the_page(tmp_path):
+    runs = tmp_path / "results.json"
+    runs.write_text(json.dumps(_demo_like_records()))
+    report = write_report(collect_records([runs]), tmp_path / "report")
+    harness = tmp_path / "layout.html"
+    harness.write_text(_LAYOUT_HARNESS.format(url=report["html"].as_uri(), width=1280))
+    shown = _run_browser(tmp_path, "--allow-file-access-from-files", "--window-size=1300,1000", "--dump-dom",
+                         harness.as_uri())
+    result = json.loads(html.unescape(shown.stdout.split('<pre id="result">', 1)[1].split("</pre>", 1)[0]))
+    assert 1200 <= result["viewport"] <= 1280 and result["overflow"] == 0, result  # no page-wide scrolling
+    summary = next(box for box in result["boxes"] if box["title"] == "Summary")
+    assert summary["fits"] and summary["table"] <= summary["box"], summary  # every column visible
+    assert all(box["scrolls"] for box in result["boxes"]), result  # a wider table would scroll in its own box
+
+
+def test_markdown_in_names_is_shown_as_text_in_both_reports(tmp_path, markdown_names, gfm):
+    records = [{"name": name, "model": name, "dataset": "digits", "recipe": "**r**" if position else None,
+                "accuracy": 0.9, "size_bytes": 1000 + position, "env": {"cpu": "_c_ | `d`"}}
+               for position, name in enumerate(markdown_names)]
+    runs = tmp_path / "runs.json"
+    runs.write_text(json.dumps(records))
+    report = write_report(collect_records([runs]), tmp_path / "report", title="# *T*")
+    shown = [" ".join(name.split()) for name in markdown_names]
+    page = gfm(report["markdown"].read_text())
+    cells = [html.unescape(cell) for cell in re.findall(r'<td style="text-align:left">(.*?)</td>', page)]
+    assert cells[:len(shown)] == shown  # the summary: one cell per variant, as typed
+    assert cells[len(shown):2 * len(shown)] == shown  # the records table
+    for tag in ("<em>", "<code>", "<a ", "<s>", "<del>", "<b>", "<ol>"):
+        assert tag not in page.replace("<p><em>Δ and ratios", ""), tag  # only the caption is italic
+    assert page.count("<img") == 1  # the report's own plot
+    assert html.unescape(page).startswith("<h1># *T*</h1>")
+    assert "baseline: <strong>**x** | y</strong>" in html.unescape(page)
+    assert "<li><strong>cpu</strong>: _c_ | `d`</li>" in html.unescape(page)
+    html_cells = Parsed(report["html"].read_text()).cell_texts("td")
+    assert all(name in html_cells for name in markdown_names[:-1])  # the HTML escapes, it does not reformat

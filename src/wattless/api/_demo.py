@@ -15,6 +15,7 @@ from ..io import save
 from ..measurement.latency import time_models
 from ..measurement.record import measure_file
 from ._compress import compress
+from ._demo_folder import check_demo_folder, record_demo_files
 from ._models import train
 
 DEMO_STEPS = ["prune.magnitude:sparsity=0.8,scope=global,finetune_epochs=10,lr=0.001"]
@@ -29,23 +30,30 @@ NOTES = [
 
 
 def run_demo(out_dir: str | Path = "runs/demo", *, log: Callable[[str], None] | None = None,
-             epochs: int = 30, repeats: int = 50) -> tuple[list[dict[str, Any]], dict[str, Path]]:
-    """Run the demo; returns the three records and the written files (report, results, plot)."""
+             epochs: int = 30, repeats: int = 50, force: bool = False) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+    """Run the demo; returns the three records and the written files (report, results, plot).
+
+    Refuses (ConfigError, before any work) a folder holding anything but the demo's own unchanged files, unless
+    ``force``; see :mod:`._demo_folder`."""
     from ..report import write_results
 
     say = log or (lambda _msg: None)
     out_dir = Path(out_dir)
+    check_demo_folder(out_dir, force)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_dataset("digits")
     say(f"training an MLP on digits ({len(data.y_train)} training samples, {epochs} epochs)")
     model = train("mlp", data, model_kwargs={"hidden": [256, 128]}, epochs=epochs, seed=0)
     fp32_path = out_dir / "fp32.wlz"
     save(model, fp32_path)
+    record_demo_files(out_dir, fp32_path)
     say("int8: static QDQ quantization calibrated on training data, run in ONNX Runtime")
     int8_path = compress(model, data, out_dir / "int8.onnx", int8=True, measure_result=False, force=True).path
+    record_demo_files(out_dir, int8_path, _steps_file(int8_path))
     say("pruned: 80% of weights removed by global magnitude, then fine-tuned")
     pruned_path = compress(model, data, out_dir / "pruned80.wlz", steps=DEMO_STEPS, measure_result=False,
                            force=True).path
+    record_demo_files(out_dir, pruned_path, _steps_file(pruned_path))
     options = {"batches": (1, 256), "threads": 1, "repeats": repeats}
     variants = {"fp32": fp32_path, "int8": int8_path, "pruned80": pruned_path}
     records = []
@@ -57,7 +65,12 @@ def run_demo(out_dir: str | Path = "runs/demo", *, log: Callable[[str], None] | 
     for record in records:
         record["latency_ms"] = timed[record["name"]]
     files = write_results(records, out_dir, title="wattless demo: MLP on digits", notes=[energy_note(records), *NOTES])
+    record_demo_files(out_dir, *files.values())
     return records, files
+
+
+def _steps_file(path: Path) -> Path:
+    return path.with_name(path.name + ".steps.json")
 
 
 def energy_note(records: list[dict[str, Any]]) -> str:

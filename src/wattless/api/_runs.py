@@ -110,9 +110,9 @@ def report(runs: list[str | Path], out: str | Path, *, title: str = "wattless re
     return write_report(collect_records([Path(p) for p in runs]), Path(out), title=title, force=force)
 
 
-def demo(out: str | Path = "runs/demo", *, log: Callable[[str], None] | None = None):
+def demo(out: str | Path = "runs/demo", *, log: Callable[[str], None] | None = None, force: bool = False):
     """Train an MLP on digits, compress it two ways, measure everything, and write a report; returns the records
-    and the files written."""
+    and the files written. Refuses a folder holding anything but the demo's own unchanged files unless ``force``."""
     from ._demo import run_demo
 
-    return run_demo(out, log=log)
+    return run_demo(out, log=log, force=force)

@@ -32,10 +32,12 @@ def list_registered(what: str = typer.Argument("all", help="models, datasets, te
 @app.command()
 def demo(
     output: Path = typer.Option(Path("runs/demo"), "-o", "--output", help="Folder for the report."),
+    force: bool = typer.Option(False, "--force", help="Write into a folder holding other files, overwriting the "
+                               "demo's (without it, only an earlier demo's unchanged output is refreshed)."),
     quiet: bool = QuietOpt, json_out: bool = JsonOpt,
 ):
     """Train an MLP on digits, compress it two ways, measure everything, and write a report."""
-    records, files = api.demo(output, log=None if (quiet or json_out) else say)
+    records, files = api.demo(output, log=None if (quiet or json_out) else say, force=force)
     if json_out:
         print_json({"records": records, "files": {k: str(v) for k, v in files.items()}})
         return

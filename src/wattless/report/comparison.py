@@ -82,16 +82,17 @@ def comparison_caption(baseline: Record) -> str:
     return (
         f"Δ and ratios vs baseline {format_text(baseline.get('name'))!r} (ratio > 1: better than baseline). "
         "Latency: fastest engine per variant, ± half the interquartile range of its round medians (noise); "
-        "speed-up vs the baseline's torch fp32 median at the same batch and threads."
+        "speed-up: the baseline's fastest median over this one's, at the same batch and threads."
     )
 
 
 def comparison_rows(records: list[Record], baseline: Record | None = None) -> list[dict[str, str]]:
     """One row of display strings per record, keyed by column header, compared with ``baseline``.
 
-    The baseline defaults to the first record. Ratios read "times better than the baseline":
-    size and energy are baseline / this; speed-up is the baseline's torch fp32 median at the same
-    batch and threads / this record's fastest median. Energy values are labelled with their
+    The baseline defaults to the first record. Ratios read "times better than the baseline", so the
+    baseline's own row reads 1.0x: size and energy are baseline / this; speed-up is the baseline's
+    fastest median at the same batch and threads / this record's fastest median (the two latency
+    cells shown). Energy values are labelled with their
     method in the header when all records share one, otherwise each value carries its own, and
     energy estimated one way is never divided by energy obtained another way. Values that are
     missing or not comparable render as ``"–"``.
@@ -143,7 +144,7 @@ def _latency_cells(record: Record, baseline: Record, batch: int,
     label = _engine_label(fastest)
     if len(thread_counts) > 1:
         label += f", {_threads_text(fastest.get('threads'))}"
-    reference = _torch_fp32_median(baseline, batch, fastest.get("threads"))
+    reference = _fastest_median(baseline, batch, fastest.get("threads"))
     return {
         header: f"{format_seconds_ms(fastest['median'])}{_spread(fastest)} ({label})",
         speed_up_header: _ratio(reference, fastest["median"]),
@@ -161,12 +162,11 @@ def _energy_cells(record: Record, baseline: Record, shared_label: str | None) ->
     return {header: text, "Less energy": _ratio(base_value, value) if comparable else MISSING}
 
 
-def _torch_fp32_median(record: Record, batch: int, threads: int | None) -> float | None:
-    for entry in record.get("latency_ms") or []:
-        key = (entry.get("engine"), entry.get("precision"), entry.get("batch"), entry.get("threads"))
-        if key == ("torch", "fp32", batch, threads):
-            return entry.get("median")
-    return None
+def _fastest_median(record: Record, batch: int, threads: int | None) -> float | None:
+    """The lowest median (ms) of ``record`` at ``batch`` and ``threads`` on any engine, or None."""
+    medians = [entry["median"] for entry in record.get("latency_ms") or []
+               if (entry.get("batch"), entry.get("threads")) == (batch, threads) and entry.get("median") is not None]
+    return min(medians, default=None)
 
 
 def _spread(entry: dict[str, Any]) -> str:

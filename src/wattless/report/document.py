@@ -21,6 +21,9 @@ from .format import (
     format_text,
 )
 
+STATE_DICT_HEADER = "Smaller than state_dict"
+"""The summary column of compression ratios, named by its reference: the fp32 ``state_dict`` file, not the baseline."""
+
 
 @dataclass
 class Table:
@@ -90,7 +93,9 @@ def _build_group(position: int, dataset: str, task: str, records: list[Record]) 
     anchor = f"g{position}-{slug(dataset)}"
     summary = Table("Summary", [_with_compression(row, record)
                                 for row, record in zip(comparison_rows(records, baseline), records, strict=True)],
-                    comparison_caption(baseline) + " vs fp32: compression ratio against the fp32 state_dict file.")
+                    f"{comparison_caption(baseline)} {STATE_DICT_HEADER}: how many times smaller than the model's "
+                    "fp32 state_dict file (torch.save), whatever the baseline; the baseline's own file may be smaller "
+                    "too.")
     layers = [table for record in records if (table := layer_breakdown(record)) is not None]
     return Group(dataset, task, anchor, records, baseline, summary, _details(records), layers,
                  _group_notes(records), _environment(baseline), f"pareto-{anchor}.png", _simulated(records))
@@ -123,12 +128,13 @@ def _simulated(records: list[Record]) -> Table | None:
 
 
 def _with_compression(row: dict[str, str], record: Record) -> dict[str, str]:
-    """The comparison row with a ``vs fp32`` column (the record's compression ratio) after ``Smaller``."""
+    """The comparison row with a :data:`STATE_DICT_HEADER` column (the record's compression ratio) after
+    ``Smaller``."""
     out = {}
     for header, cell in row.items():
         out[header] = cell
         if header == "Smaller":
-            out["vs fp32"] = format_ratio(record.get("compression_ratio"))
+            out[STATE_DICT_HEADER] = format_ratio(record.get("compression_ratio"))
     return out
 
 
@@ -178,9 +184,10 @@ def _group_notes(records: list[Record]) -> list[str]:
         notes.append(f"Energy was obtained by different methods ({', '.join(methods)}): each value is labelled "
                      "with its method, no ratio is taken across methods, and the energy plot draws one front "
                      "per method.")
-    if any(method.startswith("estimate") for method in methods):
-        notes.append("Energy labelled estimate-… is an analytical estimate from operation and memory-access "
-                     "counts with published per-operation energies, not a measurement.")
+    estimates = [method for method in methods if method.startswith("estimate")]
+    if estimates:
+        notes.append(f"Energy labelled {' or '.join(estimates)} is an analytical estimate from operation and "
+                     "memory-access counts with published per-operation energies, not a measurement.")
     machines = sorted({str((record.get("env") or {}).get("cpu")) for record in records if record.get("env")})
     if len(machines) > 1:
         notes.append(f"Records were measured on different CPUs ({', '.join(machines)}): latency and measured "

@@ -21,8 +21,8 @@ nav ul{margin:.3rem 0;padding-left:1.2rem}a{color:#0969da}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;margin:.4rem 0 .8rem;font-variant-numeric:tabular-nums;font-size:.9rem}
 .caption{color:#57606a;font-size:.82rem;margin:-.5rem 0 .8rem}
-th,td{border:1px solid #d0d7de;padding:.25rem .55rem;white-space:nowrap}
-th{background:#f6f8fa;text-align:center}td.n{text-align:right}
+th,td{border:1px solid #d0d7de;padding:.25rem .5rem}
+th{background:#f6f8fa;text-align:center}td.n{text-align:right}.nw{white-space:nowrap}
 tr.baseline td{font-weight:600}tr.total td{border-top:2px solid #8c959f}
 .notes li{margin:.2rem 0}.muted{color:#57606a;font-size:.85rem}
 img{max-width:100%;height:auto;border:1px solid #d0d7de}
@@ -86,12 +86,12 @@ def _table(table: Table, *, highlight: str | None = None, titled: bool = True) -
     if not table.rows:
         return ""
     headers = list(table.rows[0])
-    head = "".join(f'<th scope="col">{escape(header)}</th>' for header in headers)
+    head = "".join(f'<th scope="col">{_header(header)}</th>' for header in headers)
     lines = []
     for row in table.rows:
         first = row[headers[0]]
         css = ' class="baseline"' if first == highlight else ' class="total"' if first == "total" else ""
-        cells = f"<td>{escape(first)}</td>" + "".join(_cell(row[header]) for header in headers[1:])
+        cells = f"<td>{_breakable(first, False)}</td>" + "".join(_cell(row[header]) for header in headers[1:])
         lines.append(f"<tr{css}>{cells}</tr>")
     caption = f'<p class="caption">{escape(table.caption)}</p>' if table.caption else ""
     title = f"<h3>{escape(table.title)}</h3>" if titled else ""
@@ -100,8 +100,27 @@ def _table(table: Table, *, highlight: str | None = None, titled: bool = True) -
 
 
 def _cell(text: str) -> str:
-    numeric = ' class="n"' if _NUMERIC.match(text) else ""
-    return f"<td{numeric}>{escape(text)}</td>"
+    numeric = _NUMERIC.match(text) is not None
+    css = ' class="n"' if numeric else ""
+    return f"<td{css}>{_breakable(text, numeric)}</td>"
+
+
+def _header(text: str) -> str:
+    """An escaped column header that wraps at spaces but not at hyphens (``Speed-up``)."""
+    return " ".join(f'<span class="nw">{escape(word)}</span>' if "-" in word else escape(word)
+                    for word in text.split(" "))
+
+
+def _breakable(text: str, numeric: bool) -> str:
+    """Escaped cell text that a narrow page wraps only where it reads well, so a wide table fits the page: a number
+    only before its parenthesised note (``0.017 ms (ort fp32)``), never between it and its unit; text at spaces
+    and after commas and slashes (recipes, paths)."""
+    if not numeric:
+        return re.sub(r"([,/])(?=\S)", r"\1<wbr>", escape(text))
+    parts = re.split(r" (?=\()", text)
+    if len(parts) == 1:
+        return escape(text).replace(" ", "&nbsp;")
+    return " ".join(f'<span class="nw">{escape(part)}</span>' for part in parts)
 
 
 def _notes(notes: list[str]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from .._markdown import markdown_code, markdown_text
 from ..errors import ModelError
 from .graph import Graph, Op
 from .plan import Plan, batchnorm_affine, conv_geometry
@@ -23,6 +24,7 @@ from .weights import bias_of, layer_weight, pack_codes
 
 _ENV = Environment(loader=PackageLoader("wattless.runtime", "templates"), undefined=StrictUndefined,
                    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+_ENV.filters.update(md=markdown_text, code=markdown_code)  # names in README.md render as text
 _CODE = {1: "WL_CODE1", 2: "WL_CODE2", 4: "WL_CODE4", 8: "WL_CODE8", 16: "WL_CODE16"}
 
 
