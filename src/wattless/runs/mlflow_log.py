@@ -10,6 +10,7 @@ source of truth; a logging failure is reported once and the sweep goes on. The l
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -30,6 +31,7 @@ class MlflowLogger:
             raise ConfigError("--mlflow-uri needs MLflow, which is not installed; install it with: "
                               "pip install mlflow (or 'wattless[mlflow]')") from None
         self.entities, self.warnings = (Metric, Param, RunTag), []
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # not "Creating initial tables..."
         try:
             self.client = MlflowClient(tracking_uri=uri)
             found = self.client.get_experiment_by_name(experiment)
