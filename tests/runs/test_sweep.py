@@ -1,4 +1,4 @@
-"""Sweeps on a tiny grid: rows and artifacts, a rerun that does nothing, what a rerun redoes, MLflow logging."""
+"""Sweeps on a tiny grid: rows and artifacts, a rerun that does nothing, what a rerun redoes (MLflow: test_mlflow)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import types
 
 import pytest
 
@@ -97,55 +96,6 @@ def test_bad_options_fail_before_any_work(tmp_path, write_study, monkeypatch):
     with pytest.raises(ConfigError, match="pip install mlflow"):
         run_sweep(study, db=tmp_path / "runs.db", out=tmp_path / "out", mlflow_uri="http://mlflow:5000")
     assert not (tmp_path / "runs.db").exists() and not (tmp_path / "out").exists()
-
-
-class FakeMlflow(types.ModuleType):
-    """The few MLflow calls the logger makes, recorded."""
-
-    def __init__(self):
-        super().__init__("mlflow")
-        self.calls, self.runs = [], []
-
-    def set_tracking_uri(self, uri):
-        self.calls.append(("uri", uri))
-
-    def set_experiment(self, name):
-        self.calls.append(("experiment", name))
-
-    def start_run(self, run_name):
-        self.runs.append({"name": run_name})
-        return self
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def log_params(self, params):
-        self.runs[-1]["params"] = params
-
-    def log_metrics(self, metrics):
-        self.runs[-1]["metrics"] = metrics
-
-    def set_tags(self, tags):
-        self.runs[-1]["tags"] = tags
-
-    def log_dict(self, data, name):
-        self.runs[-1][name] = data
-
-
-def test_results_are_logged_to_mlflow_when_asked(tmp_path, write_study, monkeypatch):
-    fake = FakeMlflow()
-    monkeypatch.setitem(sys.modules, "mlflow", fake)
-    study = load_study(write_study())
-    run_sweep(study, db=tmp_path / "runs.db", out=tmp_path / "out", workers=1, mlflow_uri="file:./mlruns")
-    assert fake.calls == [("uri", "file:./mlruns"), ("experiment", "tiny")]
-    assert sorted(run["params"]["recipe"] for run in fake.runs) == ["baseline", "prune50", "ptq4"]
-    assert {run["tags"]["wattless.key"] for run in fake.runs} == {t.key for t in study.trials()}
-    for run in fake.runs:
-        assert 0 < run["metrics"]["accuracy"] <= 1 and run["metrics"]["size_bytes"] > 0
-        assert run["record.json"]["study"] == "tiny"
 
 
 def test_staging_folders_of_dead_processes_are_removed(tmp_path):

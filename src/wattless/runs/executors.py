@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import socket
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -16,7 +20,7 @@ from .study import Trial
 from .trial import execute, init_worker
 
 EXECUTORS = ("local", "ray")
-PRELOAD = ["wattless.runs.trial", "wattless.pipeline", "wattless.measurement.record", "wattless.deploy"]
+PRELOAD = ["wattless.runs.executors", "wattless.pipeline", "wattless.measurement.record", "wattless.deploy"]
 """Imported once by the forkserver, so that every worker forks with torch and the measurement code loaded."""
 
 
@@ -25,20 +29,64 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def exit_with_parent(poll_s: float = 1.0) -> threading.Thread:
+    """End this worker process as soon as the process that started it is gone (``kill -9`` gives a sweep no
+    chance to stop its pool). Forkserver workers hold the forkserver's and the resource tracker's pipes open
+    and wait for work on a queue whose writing end they hold too, so nothing else would ever end them (and
+    with them the forkserver and the tracker, which exit once the last worker has). A daemon thread waits on
+    the parent's sentinel (a pipe that reaches end-of-file when the parent dies) or, without one, polls
+    ``os.getppid()`` every ``poll_s`` seconds."""
+    parent = multiprocessing.parent_process()
+    sentinel = getattr(parent, "sentinel", None)
+    first_parent = os.getppid()
+
+    def watch() -> None:
+        if sentinel is not None:
+            multiprocessing.connection.wait([sentinel])
+        else:
+            while os.getppid() == first_parent:
+                time.sleep(poll_s)
+        os._exit(1)  # at once: the work is lost with the sweep, which reruns it on resume
+
+    thread = threading.Thread(target=watch, name="wattless-exit-with-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+def init_local_worker(threads: int) -> None:
+    """Initializer of the local pool's workers: torch threads, and exit with the sweep."""
+    exit_with_parent()
+    init_worker(threads)
+
+
 class LocalExecutor:
     """A pool of worker processes on this machine (forkserver where available, else spawn: never a plain
-    fork of a process that may hold torch threads and an open database)."""
+    fork of a process that may hold torch threads and an open database). A worker that dies (killed, out
+    of memory) breaks the pool, which fails every job in flight; the next submit starts a new pool."""
 
     def __init__(self, workers: int, threads: int = 1):
         methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if context.get_start_method() == "forkserver":
-            context.set_forkserver_preload(PRELOAD)
+        self.context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if self.context.get_start_method() == "forkserver":
+            self.context.set_forkserver_preload(PRELOAD)
         self.capacity, self.threads = workers, threads
-        self.pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(threads,))
+        self.pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.capacity, mp_context=self.context, initializer=init_local_worker,
+                                   initargs=(self.threads,))
 
     def submit(self, kind: str, trial: Trial, out: Path) -> Future:
-        return self.pool.submit(execute, kind, trial, str(out), self.threads)
+        return self.call(execute, kind, trial, str(out), self.threads)
+
+    def call(self, function, *args) -> Future:
+        """``function(*args)`` in a worker, on a new pool if a worker died since the last call."""
+        try:
+            return self.pool.submit(function, *args)
+        except BrokenProcessPool:  # a worker died: its jobs failed (the sweep retries them), carry on anew
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = self._start()
+            return self.pool.submit(function, *args)
 
     def close(self, cancel: bool = False) -> None:
         self.pool.shutdown(wait=True, cancel_futures=cancel)

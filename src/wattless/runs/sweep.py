@@ -114,6 +114,7 @@ def _drive(pool, trials: list[Trial], out: Path, runs: RunsDB, result: SweepResu
                                             if not base_path(out, group[0]).exists())
     ready.extend(("trial", t) for t in trials if base_path(out, t).exists())
     in_flight: dict[Future, tuple[str, Trial]] = {}
+    retried: set[tuple[str, str]] = set()
 
     def close(trial: Trial, outcome: dict[str, Any]) -> None:
         _finish(runs, trial, outcome)
@@ -141,7 +142,12 @@ def _drive(pool, trials: list[Trial], out: Path, runs: RunsDB, result: SweepResu
         for future in done:
             kind, trial = in_flight.pop(future)
             outcome = _outcome(future)
-            if kind == "trial":
+            if outcome.pop("lost", False) and (kind, trial.key) not in retried:  # its worker died: once more
+                retried.add((kind, trial.key))
+                what = f"the base model of {trial.label}" if kind == "base" else trial.label
+                result.warnings.append(f"{what}: {outcome['error'].splitlines()[0].rstrip('.')}; ran it again")
+                ready.appendleft((kind, trial))
+            elif kind == "trial":
                 close(trial, outcome)
             elif "error" in outcome:
                 for member in groups[trial.base_key]:
@@ -154,7 +160,7 @@ def _outcome(future: Future) -> dict[str, Any]:
     try:
         return future.result()
     except Exception as exc:  # the worker process died, or Ray lost the task
-        return {"error": f"the worker was lost: {type(exc).__name__}: {exc}"}
+        return {"error": f"the worker was lost: {type(exc).__name__}: {exc}", "lost": True}
 
 
 def _finish(runs: RunsDB, trial: Trial, outcome: dict[str, Any]) -> None:
