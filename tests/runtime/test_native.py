@@ -219,6 +219,20 @@ def test_the_header_states_the_memory_and_the_preprocessing(zoo, tmp_path):
     assert sorted(p.name for p in exported.path.iterdir()) == ["README.md", "main.c", "model.c", "model.h"]
 
 
+def test_names_cannot_end_a_c_comment_and_inject_code(zoo, tmp_path):
+    import copy
+    import re
+
+    model, _ = zoo["mlp"]
+    model = copy.copy(model)
+    model.meta = {**model.meta, "dataset": {**(model.meta.get("dataset") or {}), "name": "x */ int evil; /* y"}}
+    exported = export_c(model, tmp_path / "c")
+    for name in ("model.h", "model.c"):
+        source = (exported.path / name).read_text()
+        assert "int evil" in source  # the name is there, as text ...
+        assert "evil" not in re.sub(r"/\*.*?\*/", "", source, flags=re.S)  # ... and only inside comments
+
+
 class SplitThenConcat(torch.nn.Module):
     """Channels split (unevenly, then in chunks) into branches and concatenated back, with a skip connection."""
 

@@ -22,8 +22,15 @@ from .graph import Graph, Op
 from .plan import Plan, batchnorm_affine, conv_geometry
 from .weights import bias_of, layer_weight, pack_codes
 
+
+def _no_comment_end(value: Any) -> Any:
+    """Every value printed into a template, with ``*/`` and ``/*`` broken up: names (a model's, a ``csv:PATH``
+    data set's, class names) go into C comments, where a ``*/`` would end the comment and inject code."""
+    return value.replace("*/", "* /").replace("/*", "/ *") if isinstance(value, str) else value
+
+
 _ENV = Environment(loader=PackageLoader("wattless.runtime", "templates"), undefined=StrictUndefined,
-                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, finalize=_no_comment_end)
 _ENV.filters.update(md=markdown_text, code=markdown_code)  # names in README.md render as text
 _CODE = {1: "WL_CODE1", 2: "WL_CODE2", 4: "WL_CODE4", 8: "WL_CODE8", 16: "WL_CODE16"}
 
