@@ -134,3 +134,16 @@ def test_read_only_commands_do_not_migrate_an_older_database(tmp_path, wattless_
     rows = wattless_cli("runs", "list", "--json", "--db", path).json()["runs"]
     assert [row["accuracy"] for row in rows] == [0.5]
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["old.db"]
+
+
+def test_a_sweep_refuses_damaged_and_newer_databases_and_leaves_them_unchanged(tmp_path, write_study, wattless_cli,
+                                                                               expect_user_error):
+    study = write_study()
+    files = tmp_path / "files"
+    files.mkdir()
+    cases = damaged_files(files)
+    cases.pop("empty")  # an empty file becomes a new runs database
+    before = snapshot(files)
+    for fragment, path in cases.items():
+        expect_user_error(wattless_cli("sweep", study, "--db", path, "--out", tmp_path / "out", "-q"), fragment)
+    assert snapshot(files) == before and not (tmp_path / "out").exists()

@@ -132,7 +132,7 @@ class RunsDB:
                            "another --db")
 
     def _check_ours(self) -> None:
-        """Refuse another program's SQLite file, a newer schema, and (read-only) an empty file."""
+        """Refuse another program's SQLite file, a newer schema, a damaged file and (read-only) an empty one."""
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         objects = [row[0] for row in self.conn.execute("SELECT name FROM sqlite_master")]
         columns = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
@@ -145,6 +145,9 @@ class RunsDB:
         if self.readonly and not columns:
             raise RunsDBError(f"runs database {str(self.path)!r} is empty; run `wattless sweep STUDY.yaml --db "
                               f"{self.path}` first, or pass --db PATH")
+        problem = self.conn.execute("PRAGMA quick_check(1)").fetchone()[0]  # a cut-off file: before writing to it
+        if problem != "ok":
+            raise self._damaged(sqlite3.DatabaseError(problem[:200]))
 
     def close(self) -> None:
         self.conn.close()
@@ -181,7 +184,12 @@ class RunsDB:
             self.conn.execute("COMMIT")
             return result
 
-        return self._retry(attempt)
+        try:
+            return self._retry(attempt)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:  # not a damaged file (a constraint, a lock held too long)
+                raise
+            raise self._damaged(exc) from None
 
     def _migrate(self) -> None:
         def upgrade(conn: sqlite3.Connection) -> None:
