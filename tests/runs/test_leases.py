@@ -11,6 +11,7 @@ import wattless
 from wattless.errors import ConfigError
 from wattless.runs import RunsDB, load_study, run_sweep
 from wattless.runs.leases import host_name, lease_seconds
+from wattless.runs.resume import Leases
 
 
 def test_another_hosts_trial_is_taken_over_only_once_its_lease_expires(tmp_path):
@@ -30,6 +31,23 @@ def test_another_hosts_trial_is_taken_over_only_once_its_lease_expires(tmp_path)
         assert runs.get("t1")["host"] == "host-b" and runs.get("t1")["lease_expires"] < time.time() + 1
         runs.finish("t1", error="boom")
         assert not runs.claim("t1", host="host-a", pid=1, retry_failed=False)  # ended by its holder
+
+
+def test_a_sweeps_heartbeat_keeps_its_trials_until_it_stops(tmp_path, write_study, monkeypatch):
+    monkeypatch.setenv("WATTLESS_HOST", "host-a")
+    monkeypatch.setenv("WATTLESS_LEASE_SECONDS", "0.4")
+    trial = load_study(write_study(), check_data=False).trials()[0]
+    with RunsDB(tmp_path / "runs.db") as runs:
+        runs.add_pending([trial.columns()])
+        leases = Leases(runs)
+        try:
+            assert leases.claim(trial)
+            time.sleep(1.0)  # more than two lease lengths: the heartbeat thread renews it
+            assert not runs.claim(trial.key, host="host-b", pid=2, lease_s=0.4)
+        finally:
+            leases.close()
+        time.sleep(0.5)
+        assert runs.claim(trial.key, host="host-b", pid=2, lease_s=0.4)  # no heartbeat: taken over
 
 
 def test_the_host_and_the_lease_length_come_from_the_environment(monkeypatch):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from .db import RunsDB
+from .db import RunsDB, RunsDBError
 from .leases import held_elsewhere, host_name, lease_seconds
 from .study import Trial
 from .trial import trial_path
@@ -41,7 +43,11 @@ def artifact_problem(row: dict[str, Any]) -> str | None:
 
 class Leases:
     """The trials this sweep process holds, renewed while they run, and the ones it waits for: held by another
-    live process when it wanted them, taken over when their lease expires, left when that process ends them."""
+    live process when it wanted them, taken over when their lease expires, left when that process ends them.
+
+    The heartbeat is a thread with its own connection, so that a main loop busy elsewhere (starting the worker
+    pool, logging to MLflow) never lets a lease lapse; :meth:`close` stops it.
+    """
 
     def __init__(self, runs: RunsDB):
         self.runs, self.host, self.pid, self.seconds = runs, host_name(), os.getpid(), lease_seconds()
@@ -49,7 +55,21 @@ class Leases:
         self.held: set[str] = set()
         self.waiting: dict[str, Trial] = {}
         self.retry_failed: set[str] = set()  # trials that had failed before this sweep: they run again
-        self.last_beat = time.monotonic()
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None  # started by the first claim
+
+    def _beat(self) -> None:
+        with RunsDB(self.runs.path) as runs:
+            while not self.stop.wait(self.beat_every):
+                try:
+                    runs.renew(list(self.held), host=self.host, pid=self.pid, lease_s=self.seconds)
+                except (RunsDBError, sqlite3.Error):  # locked too long or damaged: the main loop reports it
+                    pass
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
 
     def busy(self, row: dict[str, Any] | None) -> bool:
         """Whether another live process holds this row now."""
@@ -60,17 +80,14 @@ class Leases:
         if self.runs.claim(trial.key, host=self.host, pid=self.pid, lease_s=self.seconds,
                            retry_failed=trial.key in self.retry_failed):
             self.held.add(trial.key)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._beat, name="wattless-lease-heartbeat", daemon=True)
+                self.thread.start()
             return True
         row = self.runs.get_many([trial.key]).get(trial.key)
         if row is not None and row["status"] == "running":
             self.waiting[trial.key] = trial
         return False
-
-    def heartbeat(self) -> None:
-        """Renew the held leases when a quarter of their length has passed since the last renewal."""
-        if self.held and time.monotonic() - self.last_beat >= self.beat_every:
-            self.runs.renew(self.held, host=self.host, pid=self.pid, lease_s=self.seconds)
-            self.last_beat = time.monotonic()
 
     def wait_for_others(self) -> list[Trial]:
         """Block until some waited-for trials can be claimed (their lease expired, or they went back to pending):

@@ -96,6 +96,8 @@ def run_sweep(study: Study, *, db: str | Path = DEFAULT_DB, out: str | Path | No
                 pool.close(cancel=True)
             runs.release(key for key in leases.held if key not in finished)
             raise
+        finally:
+            leases.close()  # the heartbeat
         if pool is not None:
             pool.close()
         if todo:
@@ -146,8 +148,7 @@ def _drive(pool, trials: list[Trial], out: Path, runs: RunsDB, result: SweepResu
                     close(member, {"error": f"could not start: {type(exc).__name__}: {exc}"})
         if not in_flight:
             continue
-        done, _ = wait(in_flight, timeout=leases.beat_every, return_when=FIRST_COMPLETED)
-        leases.heartbeat()
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
         for future in done:
             kind, trial = in_flight.pop(future)
             outcome = _outcome(future)
