@@ -40,8 +40,8 @@ def run_table(row: dict[str, Any]) -> Table:
     table = Table(title=f"run {row['id']}", show_header=False)
     table.add_column("Field", style="bold")
     table.add_column("Value", overflow="fold")
-    for name in ("key", "study", "status", "model", "dataset", "task", "recipe_name", "seed", "artifact", "started",
-                 "finished", "seconds", "host", "pid", "error"):
+    for name in ("key", "study", "status", "model", "dataset", "task", "recipe_name", "seed", "artifact",
+                 "artifact_size", "artifact_sha256", "started", "finished", "seconds", "host", "pid", "error"):
         if row.get(name) is not None:
             table.add_row(name, str(row[name]))
     if row.get("recipe") is not None:
@@ -80,7 +80,7 @@ class SweepProgress:
 
     def _start(self, info: dict[str, Any]) -> None:
         self.name = info.get("study", self.name)
-        busy = f", {info['busy']} running in another sweep" if info["busy"] else ""
+        busy = f", {info['busy']} running in another sweep (waited for)" if info["busy"] else ""
         if info["planned"]:
             text = f"{info['planned']} trial(s) to run on {info['workers']} worker(s), {info['skipped']} already done"
         else:

@@ -1,7 +1,10 @@
 """The results database: one SQLite row per result record, safe for several writer processes at once.
 
 The schema is versioned with ``PRAGMA user_version`` and built by an ordered list of migrations: opening
-a database written by an older wattless runs the missing ones; one newer than this code is refused.
+a database written by an older wattless runs the missing ones; one newer than this code is refused, and so
+is another program's SQLite file (left unchanged). Opened read-only (``create=False``: ``runs list``,
+``report``), the file is never created, migrated or written. Rows with ill-typed values or bad JSON are
+skipped by reads and named in one warning line.
 The connection uses WAL mode (readers never block the writer), a busy timeout, and write transactions
 that retry on ``database is locked``. Keep the file on a local disk: WAL needs shared memory, which
 network file systems do not give.
@@ -14,69 +17,42 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import random
-import socket
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from ..errors import WattlessError
+from .leases import claim_row, host_name, lease_seconds, process_alive, renew  # noqa: F401  (trial.py's import)
+from .rows import (  # noqa: F401  (COLUMNS, JSON_COLUMNS, headline: imported from here too)
+    COLUMNS,
+    FILTERS,
+    JSON_COLUMNS,
+    MIGRATIONS,
+    STATUSES,
+    decode_row,
+    encode,
+    export_text,
+    headline,
+)
 
 DEFAULT_DB = "runs.db"
-STATUSES = ("pending", "running", "done", "failed")
-FILTERS = ("study", "status", "model", "dataset")
 BUSY_TIMEOUT_MS = 30_000
 WRITE_ATTEMPTS = 20
 
 
 class RunsDBError(WattlessError):
-    """The results database is missing, corrupt, or from a newer wattless."""
+    """The results database is missing, corrupt, not ours, or from a newer wattless."""
 
 
-def _v1_runs_table(conn: sqlite3.Connection) -> None:
-    conn.execute("""
-        CREATE TABLE runs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            key TEXT UNIQUE,                     -- the trial's hash; NULL for records added by hand
-            study TEXT,
-            status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
-            model TEXT, dataset TEXT, task TEXT,
-            recipe_name TEXT,
-            recipe TEXT,                         -- JSON: the study's recipe for trials, else the record's steps
-            seed INTEGER,
-            accuracy REAL, rmse REAL,
-            size_bytes INTEGER, compression_ratio REAL, macs INTEGER,
-            energy_j_per_sample REAL, energy_method TEXT,
-            latency_b1_ms REAL, latency_b256_ms REAL,   -- median of the fastest engine at batch 1 / 256
-            record TEXT,                         -- JSON: the full result record
-            artifact TEXT,
-            started TEXT, finished TEXT,         -- ISO 8601, UTC
-            seconds REAL,
-            error TEXT,
-            host TEXT, pid INTEGER
-        )""")
-
-
-def _v2_filter_indexes(conn: sqlite3.Connection) -> None:
-    for column in FILTERS:
-        conn.execute(f"CREATE INDEX runs_{column} ON runs ({column})")
-
-
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_runs_table, _v2_filter_indexes]
-"""Migration ``i`` takes a database from schema version ``i`` to ``i + 1``. Append, never edit or reorder."""
-
-COLUMNS = ("id", "key", "study", "status", "model", "dataset", "task", "recipe_name", "recipe", "seed", "accuracy",
-           "rmse", "size_bytes", "compression_ratio", "macs", "energy_j_per_sample", "energy_method",
-           "latency_b1_ms", "latency_b256_ms", "record", "artifact", "started", "finished", "seconds", "error",
-           "host", "pid")
-JSON_COLUMNS = ("recipe", "record")
+REQUIRED = {"id", "key", "study", "status", "recipe", "record", "artifact", "host", "pid"}
+"""Columns every version of our ``runs`` table has: a table without them belongs to another program."""
 
 
 def schema_version() -> int:
@@ -89,19 +65,6 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def headline(record: dict[str, Any]) -> dict[str, Any]:
-    """The record's headline metrics as column values (``None`` where the record has no such metric)."""
-    energy = record.get("energy_j_per_sample")
-    energy = energy if isinstance(energy, dict) else {"value": energy, "method": None}
-    columns = {name: record.get(name) for name in ("accuracy", "rmse", "size_bytes", "compression_ratio", "macs")}
-    columns.update(energy_j_per_sample=energy.get("value"), energy_method=energy.get("method"))
-    for batch in (1, 256):
-        medians = [entry["median"] for entry in record.get("latency_ms") or []
-                   if entry.get("batch") == batch and entry.get("median") is not None]
-        columns[f"latency_b{batch}_ms"] = min(medians) if medians else None
-    return columns
-
-
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -112,28 +75,79 @@ class RunsDB:
 
     Args:
         path: the database file (``runs.db``).
-        create: make the file when it does not exist; otherwise a missing file is a :class:`RunsDBError`.
+        create: make (or migrate) the file when needed; ``False`` opens an existing database read-only and
+            never changes it (a missing, empty or foreign file is a :class:`RunsDBError`).
+        warn: called with one line naming the rows that reads skip as unreadable (default: a ``warning:``
+            line on stderr); each row is named once.
     """
 
-    def __init__(self, path: str | os.PathLike = DEFAULT_DB, *, create: bool = True):
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike = DEFAULT_DB, *, create: bool = True,
+                 warn: Callable[[str], None] | None = None):
+        self.path, self.readonly = Path(path), not create
+        self.warn = warn or (lambda text: sys.stderr.write(f"warning: {text}\n"))
+        self.skipped: dict[int, tuple[Any, str]] = {}  # unreadable rows seen so far: id -> (key, why)
+        if self.path.exists() and not self.path.is_file():
+            raise RunsDBError(f"runs database {str(self.path)!r} is a folder, not a file; pass --db FILE")
         if not create and not self.path.is_file():
             raise RunsDBError(f"runs database {str(self.path)!r} not found; run `wattless sweep STUDY.yaml "
                               f"--db {self.path}` first, or pass --db PATH")
         if create and not self.path.parent.exists():
             raise RunsDBError(f"folder {str(self.path.parent)!r} for the runs database does not exist; create it")
-        self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        self.conn = self._connect()
         self.conn.row_factory = sqlite3.Row
         try:
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._retry(lambda: self.conn.execute("PRAGMA journal_mode = WAL"))
-            self.conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
-            self._migrate()
+            self._check_ours()  # before anything that could write to the file
+            if self.readonly:
+                self.conn.execute("PRAGMA query_only = ON")
+            else:
+                self._retry(lambda: self.conn.execute("PRAGMA journal_mode = WAL"))
+                self.conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
+                self._migrate()
         except BaseException as exc:
             self.conn.close()
             if not isinstance(exc, sqlite3.DatabaseError) or _is_locked(exc):
                 raise
-            raise RunsDBError(f"{self.path}: not a wattless runs database ({exc})") from None
+            raise self._damaged(exc) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection; read-only use never creates the file (``mode=rw``: a writable connection still removes the
+        WAL files it opened on close) and takes a read-only file as it is (``mode=ro``)."""
+        if not self.readonly:
+            return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        for mode in ("rw", "ro"):
+            try:
+                return sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode={mode}", uri=True,
+                                       timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            except sqlite3.Error as exc:
+                problem = exc
+        raise RunsDBError(f"cannot open runs database {str(self.path)!r}: {problem}") from None
+
+    def _damaged(self, exc: sqlite3.DatabaseError) -> RunsDBError:
+        """The error for a file SQLite cannot read: not a database at all, or a damaged one."""
+        if "not a database" in str(exc):
+            return RunsDBError(f"{str(self.path)!r} is not a wattless runs database (not SQLite); pass the runs "
+                               "database that `wattless sweep` or `wattless search` wrote")
+        return RunsDBError(f"runs database {str(self.path)!r} is damaged ({exc}); restore it from a backup or pass "
+                           "another --db")
+
+    def _check_ours(self) -> None:
+        """Refuse another program's SQLite file, a newer schema, a damaged file and (read-only) an empty one."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        objects = [row[0] for row in self.conn.execute("SELECT name FROM sqlite_master")]
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
+        if (columns and (version == 0 or not REQUIRED <= columns)) or (not columns and (objects or version)):
+            raise RunsDBError(f"{str(self.path)!r} is a SQLite database of another program (no wattless runs "
+                              "table), left unchanged; pass the runs database of `wattless sweep` or `search`")
+        if version > len(MIGRATIONS):
+            raise RunsDBError(f"{self.path} has schema version {version}, but this wattless knows versions up to "
+                              f"{len(MIGRATIONS)}; upgrade wattless to read it")
+        if self.readonly and not columns:
+            raise RunsDBError(f"runs database {str(self.path)!r} is empty; run `wattless sweep STUDY.yaml --db "
+                              f"{self.path}` first, or pass --db PATH")
+        problem = self.conn.execute("PRAGMA quick_check(1)").fetchone()[0]  # a cut-off file: before writing to it
+        if problem != "ok":
+            raise self._damaged(sqlite3.DatabaseError(problem[:200]))
 
     def close(self) -> None:
         self.conn.close()
@@ -170,7 +184,12 @@ class RunsDB:
             self.conn.execute("COMMIT")
             return result
 
-        return self._retry(attempt)
+        try:
+            return self._retry(attempt)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:  # not a damaged file (a constraint, a lock held too long)
+                raise
+            raise self._damaged(exc) from None
 
     def _migrate(self) -> None:
         def upgrade(conn: sqlite3.Connection) -> None:
@@ -204,7 +223,7 @@ class RunsDB:
 
     def upsert(self, key: str | None, **columns: Any) -> int:
         """Insert a row, or update the row with this ``key``; only the given columns change. Returns its id."""
-        columns = self._encode(columns)
+        columns = encode(columns)
         if "status" in columns and columns["status"] not in STATUSES:
             raise ValueError(f"status {columns['status']!r} is not one of {STATUSES}")
 
@@ -225,7 +244,7 @@ class RunsDB:
     def add_pending(self, trials: Iterable[dict[str, Any]]) -> int:
         """Insert a ``pending`` row for each trial (a dict of columns with ``key``) not yet in the table, in one
         transaction; returns how many were new."""
-        rows = [self._encode({"status": "pending", **trial}) for trial in trials]
+        rows = [encode({"status": "pending", **trial}) for trial in trials]
 
         def work(conn: sqlite3.Connection) -> int:
             added = 0
@@ -238,22 +257,21 @@ class RunsDB:
 
         return self._write(work)
 
-    def claim(self, key: str, *, host: str | None = None, pid: int | None = None) -> bool:
-        """Mark trial ``key`` as ``running`` for this process, unless it is ``done`` or is running in another
-        live process on this machine. A ``running`` row whose process is gone (killed) is claimed again."""
-        host, pid = host or socket.gethostname(), pid or os.getpid()
+    def claim(self, key: str, *, host: str | None = None, pid: int | None = None, lease_s: float | None = None,
+              retry_failed: bool = True) -> bool:
+        """Mark trial ``key`` as ``running`` for this process under a lease of ``lease_s`` seconds, unless it is
+        ``done`` or another live process holds it (see :mod:`wattless.runs.leases`); returns whether it did."""
+        host, pid = host or host_name(), pid or os.getpid()
+        lease_s = lease_s or lease_seconds()
+        return self._write(lambda conn: claim_row(conn, key, host, pid, now(), lease_s, retry_failed))
 
-        def work(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT status, host, pid FROM runs WHERE key = ?", (key,)).fetchone()
-            if row is None or row["status"] == "done":
-                return False
-            if row["status"] == "running" and row["host"] == host and row["pid"] != pid and process_alive(row["pid"]):
-                return False
-            conn.execute("UPDATE runs SET status = 'running', host = ?, pid = ?, started = ?, error = NULL "
-                         "WHERE key = ?", (host, pid, now(), key))
-            return True
-
-        return self._write(work)
+    def renew(self, keys: Iterable[str], *, host: str | None = None, pid: int | None = None,
+              lease_s: float | None = None) -> None:
+        """The heartbeat: extend the leases of the trials of ``keys`` that this process still holds."""
+        keys = list(keys)
+        if keys:
+            self._write(lambda conn: renew(conn, keys, host or host_name(), pid or os.getpid(),
+                                           lease_s or lease_seconds()))
 
     def finish(self, key: str, *, record: dict[str, Any] | None = None, error: str | None = None,
                **fields: Any) -> None:
@@ -263,11 +281,18 @@ class RunsDB:
                        finished=fields.pop("finished", None) or now(), **fields)
         self.upsert(key, **columns)
 
+    def reopen(self, keys: Iterable[str]) -> None:
+        """Put ``done`` trials back to ``pending`` (their artifact is gone or changed, or their row unreadable)."""
+        keys = list(keys)
+        self._write(lambda conn: conn.executemany(
+            "UPDATE runs SET status = 'pending' WHERE key = ? AND status = 'done'", [(k,) for k in keys]))
+
     def release(self, keys: Iterable[str]) -> None:
         """Put ``running`` trials back to ``pending`` (a sweep interrupted cleanly)."""
         keys = list(keys)
         self._write(lambda conn: conn.executemany(
-            "UPDATE runs SET status = 'pending' WHERE key = ? AND status = 'running'", [(k,) for k in keys]))
+            "UPDATE runs SET status = 'pending', lease_expires = NULL WHERE key = ? AND status = 'running'",
+            [(k,) for k in keys]))
 
     @staticmethod
     def _record_columns(record: dict[str, Any]) -> dict[str, Any]:
@@ -278,38 +303,48 @@ class RunsDB:
             columns["artifact"] = record["artifact"]
         return columns
 
-    @staticmethod
-    def _encode(columns: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(columns) - set(COLUMNS)
-        if unknown:
-            raise ValueError(f"unknown runs columns {sorted(unknown)}")
-        return {name: json.dumps(value, default=str, sort_keys=True) if name in JSON_COLUMNS and value is not None
-                else value for name, value in columns.items()}
-
     # -- reading -----------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _decode(row: sqlite3.Row) -> dict[str, Any]:
-        values = dict(row)
-        for name in JSON_COLUMNS:
-            if values.get(name) is not None:
-                values[name] = json.loads(values[name])
-        return values
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """The raw rows of a read; SQLite's errors (a damaged file, a lock held too long) as RunsDBError."""
+        try:
+            return self.conn.execute(sql, list(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_locked(exc):
+                raise RunsDBError(f"runs database {str(self.path)!r} stayed locked by another process for "
+                                  f"{BUSY_TIMEOUT_MS // 1000} s; try again") from None
+            raise self._damaged(exc) from None
+
+    def _select(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        """The decoded rows of a query; unreadable rows are left out and reported once through ``warn``."""
+        rows, bad = [], {}
+        for row in self._query(sql, params):
+            decoded, problem = decode_row(row)
+            if problem is None:
+                rows.append(decoded)
+            elif row["id"] not in self.skipped:
+                bad[row["id"]] = (row["key"] if "key" in row.keys() else None, problem)
+        if bad:
+            self.skipped.update(bad)
+            ids = ", ".join(map(str, sorted(bad)[:20])) + (", ..." if len(bad) > 20 else "")
+            self.warn(f"skipped {len(bad)} unreadable row(s) of {self.path} (id {ids}): {next(iter(bad.values()))[1]}")
+        return rows
 
     def get(self, id_or_key: int | str) -> dict[str, Any] | None:
         """The row with this id, key, or unique key prefix (at least 6 characters); ``None`` when there is none."""
         text = str(id_or_key)
-        if text.isdigit():
-            row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (int(text),)).fetchone()
-            if row is not None:
-                return self._decode(row)
-        rows = self.conn.execute("SELECT * FROM runs WHERE key = ?", (text,)).fetchall()
+        rows = self._query("SELECT * FROM runs WHERE id = ?", (int(text),)) if text.isdigit() and len(text) < 19 else []
+        rows = rows or self._query("SELECT * FROM runs WHERE key = ?", (text,))
         if not rows and len(text) >= 6:
-            rows = self.conn.execute("SELECT * FROM runs WHERE substr(key, 1, ?) = ? LIMIT 2",
-                                     (len(text), text)).fetchall()
+            rows = self._query("SELECT * FROM runs WHERE substr(key, 1, ?) = ? LIMIT 2", (len(text), text))
         if len(rows) > 1:
-            raise RunsDBError(f"{text!r} matches several runs; give more of the key or the run id")
-        return self._decode(rows[0]) if rows else None
+            raise RunsDBError(f"{text[:80]!r} matches several runs; give more of the key or the run id")
+        if not rows:
+            return None
+        row, problem = decode_row(rows[0])
+        if problem is not None:
+            raise RunsDBError(f"run {rows[0]['id']} of {self.path} is unreadable: {problem}")
+        return row
 
     def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Rows by key, for the keys that have one."""
@@ -317,8 +352,8 @@ class RunsDB:
         keys = list(keys)
         for start in range(0, len(keys), 500):  # SQLite limits the number of bound parameters
             chunk = keys[start:start + 500]
-            for row in self.conn.execute(f"SELECT * FROM runs WHERE key IN ({', '.join('?' * len(chunk))})", chunk):
-                found[row["key"]] = self._decode(row)
+            for row in self._select(f"SELECT * FROM runs WHERE key IN ({', '.join('?' * len(chunk))})", chunk):
+                found[row["key"]] = row
         return found
 
     def list(self, **filters: str | None) -> list[dict[str, Any]]:
@@ -331,7 +366,7 @@ class RunsDB:
             raise RunsDBError(f"status {given['status']!r} unknown; use one of {', '.join(STATUSES)}")
         where = " AND ".join(f"{name} = ?" for name in given)
         sql = "SELECT * FROM runs" + (f" WHERE {where}" if where else "") + " ORDER BY id"
-        return [self._decode(row) for row in self.conn.execute(sql, list(given.values()))]
+        return self._select(sql, given.values())
 
     def counts(self, **filters: str | None) -> dict[str, int]:
         """Number of rows per status."""
@@ -343,36 +378,9 @@ class RunsDB:
     def export(self, fmt: str, stream: TextIO | None = None, **filters: str | None) -> str:
         """The rows as CSV (every column but the record JSON) or JSON (``{"runs": [...]}``, records included).
         Written to ``stream`` when given; returned as text either way."""
-        rows = self.list(**filters)
-        if fmt == "json":
-            text = json.dumps({"runs": rows}, default=str) + "\n"
-        elif fmt == "csv":
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=[c for c in COLUMNS if c != "record"], extrasaction="ignore",
-                                    lineterminator="\n")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({**row, "recipe": json.dumps(row["recipe"]) if row["recipe"] is not None else None})
-            text = buffer.getvalue()
-        else:
-            raise RunsDBError(f"export format {fmt!r} unknown; use csv or json")
+        if fmt not in ("csv", "json"):
+            raise RunsDBError(f"export format {str(fmt)[:20]!r} unknown; use csv or json")
+        text = export_text(self.list(**filters), fmt)
         if stream is not None:
             stream.write(text)
         return text
-
-
-def process_alive(pid: int | None) -> bool:
-    """Whether process ``pid`` runs on this machine (a zombie, killed but not yet reaped, counts as gone)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:  # "pid (name) state ...": the state follows the last ')'
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True

@@ -1,12 +1,15 @@
 """Running a study: every trial of the grid once, in parallel, resumable after a crash or a ``kill -9``.
 
 How resume works: the parent process owns the database. Before any work it adds a ``pending`` row per
-trial and claims the ones to run (``running``, with its host and pid). Workers write each artifact whole
-(staging folder + ``os.replace``) and return the record; only then does the parent mark the row ``done``.
-A rerun skips the trials that are ``done`` with their artifact on disk and runs all the others again:
-``pending``, ``failed``, and ``running`` rows whose process is gone. A trial killed half-way is simply
-run again: its key (the row's unique key, and its artifact's name) is the same, so nothing is lost or
-duplicated, and the staging folders of dead processes are removed.
+trial; it claims each trial just before starting it (``running``, under a lease with its host and pid that
+it renews while the trial runs: see :mod:`wattless.runs.leases`). Workers write each artifact whole
+(staging folder + ``os.replace``) and return the record; only then does the parent mark the row ``done``,
+with the artifact's size and SHA-256. A rerun skips the trials that are ``done`` with that very artifact on
+disk and runs all the others again: ``pending``, ``failed``, and ``running`` rows whose process is gone or
+whose lease expired. A trial killed half-way is simply run again: its key (the row's unique key, and its
+artifact's name) is the same, so nothing is lost or duplicated, and the staging folders of dead processes
+are removed. Sweeps of one study on several hosts share the work: each leaves the trials another live
+process holds, waits for them at the end, and takes over those whose lease expires.
 
 Each fp32 base model is a job of its own, run before the recipe trials that need it, so several workers
 never train the same model; a trial whose base file is missing trains it itself.
@@ -23,6 +26,7 @@ from typing import Any
 
 from .db import DEFAULT_DB, RunsDB
 from .executors import check_options, make_executor
+from .resume import Leases, artifact_problem, fingerprint, plan
 from .study import Study, Trial
 from .trial import base_path, clean_staging
 
@@ -33,8 +37,8 @@ Listener = Callable[[str, dict[str, Any]], None]
 
 @dataclass
 class SweepResult:
-    """What a sweep did: grid size, trials skipped (already done), run now, failed, or left to another live
-    process; ``keys`` lists the grid's trial keys in order."""
+    """What a sweep did: grid size, trials skipped (already done), run now, failed, or run meanwhile by another
+    process (``busy``); ``keys`` lists the grid's trial keys in order."""
 
     study: str
     db: str
@@ -52,8 +56,8 @@ class SweepResult:
 
 
 def is_complete(row: dict[str, Any] | None) -> bool:
-    """A trial that needs no rerun: ``done`` and its artifact still on disk."""
-    return bool(row and row["status"] == "done" and row.get("artifact") and Path(row["artifact"]).exists())
+    """A trial that needs no rerun: ``done`` and its artifact on disk as the trial wrote it."""
+    return bool(row and row["status"] == "done" and artifact_problem(row) is None)
 
 
 def run_sweep(study: Study, *, db: str | Path = DEFAULT_DB, out: str | Path | None = None, workers: int | None = None,
@@ -69,44 +73,45 @@ def run_sweep(study: Study, *, db: str | Path = DEFAULT_DB, out: str | Path | No
     out = Path(out if out is not None else Path("runs") / study.name).resolve()
     trials = study.trials()
     result = SweepResult(study.name, str(db), str(out), len(trials), keys=[t.key for t in trials])
-    with RunsDB(db) as runs:
-        rows = runs.get_many(result.keys)
-        todo = [trial for trial in trials if not is_complete(rows.get(trial.key))]
+    with RunsDB(db, warn=result.warnings.append) as runs:
+        todo, leases = plan(runs, trials, out, result.warnings)
         result.skipped = len(trials) - len(todo)
         pool = make_executor(executor, workers=workers, threads=threads, ray_address=ray_address) if todo else None
-        claimed: list[Trial] = []
         finished: set[str] = set()
         try:
-            runs.add_pending(trial.columns() for trial in todo)
-            for trial in todo:
-                if rows.get(trial.key, {}).get("status") == "done":  # its artifact was removed: run it again
-                    runs.upsert(trial.key, status="pending")
-            claimed = [trial for trial in todo if runs.claim(trial.key)]
-            result.busy = len(todo) - len(claimed)
-            listener("start", {"study": study.name, "planned": len(claimed), "skipped": result.skipped,
-                               "busy": result.busy, "workers": pool.capacity if claimed else 0})
-            if claimed:
+            rows = runs.get_many(trial.key for trial in todo)
+            result.busy = sum(leases.busy(rows.get(trial.key)) for trial in todo)
+            listener("start", {"study": study.name, "planned": len(todo) - result.busy, "skipped": result.skipped,
+                               "busy": result.busy, "workers": pool.capacity if todo else 0})
+            if todo:
                 for folder in ("base", "trials"):
                     (out / folder).mkdir(parents=True, exist_ok=True)
                 clean_staging(out)
-                _drive(pool, claimed, out, runs, result, finished, logger, listener)
+            batch = todo
+            while batch:  # then the trials other processes held, as their leases expire
+                _drive(pool, batch, out, runs, result, finished, logger, listener, leases)
+                batch = leases.wait_for_others()
         except BaseException:  # interrupted (Ctrl-C) or broken: the unfinished trials go back to pending
             if pool is not None:
                 pool.close(cancel=True)
-            runs.release(t.key for t in claimed if t.key not in finished)
+            runs.release(key for key in leases.held if key not in finished)
             raise
+        finally:
+            leases.close()  # the heartbeat
         if pool is not None:
             pool.close()
-        if claimed:
+        if todo:
             clean_staging(out)
+        result.busy = len(todo) - result.ran - len(result.failed)
     if logger is not None:
         result.warnings.extend(logger.warnings)
     return result
 
 
 def _drive(pool, trials: list[Trial], out: Path, runs: RunsDB, result: SweepResult, finished: set[str],
-           logger, listener: Listener) -> None:
-    """Keep ``pool.capacity`` jobs in flight: base models first, each base's trials once it exists."""
+           logger, listener: Listener, leases: Leases) -> None:
+    """Keep ``pool.capacity`` jobs in flight: base models first, each base's trials once it exists; each trial
+    claimed as it starts (those another process holds are left in ``leases.waiting``)."""
     groups: dict[str, list[Trial]] = {}
     for trial in trials:
         groups.setdefault(trial.base_key, []).append(trial)
@@ -117,7 +122,10 @@ def _drive(pool, trials: list[Trial], out: Path, runs: RunsDB, result: SweepResu
     retried: set[tuple[str, str]] = set()
 
     def close(trial: Trial, outcome: dict[str, Any]) -> None:
+        if trial.key not in leases.held and not leases.claim(trial):
+            return  # another process runs it
         _finish(runs, trial, outcome)
+        leases.held.discard(trial.key)
         finished.add(trial.key)
         row = runs.get(trial.key)
         if row["status"] == "failed":
@@ -126,11 +134,14 @@ def _drive(pool, trials: list[Trial], out: Path, runs: RunsDB, result: SweepResu
             result.ran += 1
             if logger is not None:
                 logger.log(row)
-        listener("trial", {"trial": trial, "row": row, "finished": len(finished), "planned": len(trials)})
+        planned = max(len(finished), result.trials - result.skipped - result.busy)
+        listener("trial", {"trial": trial, "row": row, "finished": len(finished), "planned": planned})
 
     while ready or in_flight:
         while ready and len(in_flight) < pool.capacity:
             kind, trial = ready.popleft()
+            if kind == "trial" and not leases.claim(trial):
+                continue  # done meanwhile, or another process runs it
             try:
                 in_flight[pool.submit(kind, trial, out)] = (kind, trial)
             except Exception as exc:  # a broken pool (a worker was killed by the system)
@@ -169,4 +180,5 @@ def _finish(runs: RunsDB, trial: Trial, outcome: dict[str, Any]) -> None:
     if "error" in outcome:
         runs.finish(trial.key, error=outcome["error"], **columns, **timing)
     else:
-        runs.finish(trial.key, record=outcome["record"], artifact=outcome["artifact"], **columns, **timing)
+        files = fingerprint(outcome["artifact"]) if Path(outcome["artifact"]).is_file() else {}
+        runs.finish(trial.key, record=outcome["record"], artifact=outcome["artifact"], **columns, **timing, **files)
