@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._yaml import YAMLSyntaxError, parse_yaml
 from ..data import Dataset, load_dataset
 from ..errors import ConfigError
 
@@ -76,16 +77,16 @@ def parse_engines(engines: str | tuple[str, ...] | list[str] | set[str]) -> list
 
 def parse_model_args(items: list[str] | None) -> dict[str, Any]:
     """``--model-arg key=value`` items as a dict, values read as YAML (``hidden=[256,128]``)."""
-    import yaml
-
     kwargs: dict[str, Any] = {}
     for item in items or []:
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise ConfigError(f"--model-arg {item[:80]!r} must be key=value, e.g. hidden=[256,128]")
+        if key in kwargs:
+            raise ConfigError(f"--model-arg {key[:40]!r} is given twice; keep one")
         try:
-            kwargs[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
+            kwargs[key] = parse_yaml(value, f"--model-arg {key[:40]}")
+        except YAMLSyntaxError:
             raise ConfigError(f"--model-arg {item[:80]!r}: cannot read the value {value[:80]!r}; write e.g. "
                               "hidden=[256,128]") from None
     return kwargs

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
+from .._yaml import YAMLSyntaxError, parse_yaml
 from ..data import Dataset
 from ..errors import ConfigError
 
@@ -236,12 +236,15 @@ def split_step(text: str) -> tuple[str, dict[str, Any]]:
     fields: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in _split_top_level(rest))):
         key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise ConfigError(f"cannot read {item!r} in step {text!r}; write it as key=value")
+        key = key.strip()
+        if not eq or not key:
+            raise ConfigError(f"cannot read {item[:80]!r} in step {text[:80]!r}; write it as key=value")
+        if key in fields:
+            raise ConfigError(f"--step {text[:80]!r} gives {key[:40]!r} twice; keep one")
         try:
-            fields[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            fields[key.strip()] = value
+            fields[key] = parse_yaml(value, f"--step {name.strip()[:40]}: {key[:40]}")
+        except YAMLSyntaxError:
+            fields[key] = value
     return name.strip(), fields
 
 
