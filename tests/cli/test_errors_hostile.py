@@ -61,3 +61,80 @@ def test_duplicate_model_args_are_refused(user_error):
 def test_a_duplicate_key_in_a_recipe_file_is_refused(user_error, work, model_path):
     (work / "r.yaml").write_text("steps:\n  - prune.magnitude: {sparsity: 0.5, sparsity: 0.9}\n")
     user_error(["compress", model_path, "--recipe", "r.yaml", "-o", "x.wlz"], "r.yaml", "'sparsity' is given twice")
+
+
+TRAIN = ("train", "--model", "mlp", "--dataset", "digits", "--epochs", "1", "--quiet", "-o", "a.wlz")
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize("value", [HUGE, "-1", str(2**32)])
+@pytest.mark.parametrize("command", ["train", "compress", "search"])
+def test_a_seed_out_of_range_is_one_error(user_error, model_path, command, value):
+    args = {"train": TRAIN, "compress": ("compress", model_path, "--int8", "-o", "x.onnx"),
+            "search": ("search", model_path, "--max-drop", "1", "-o", "x.wlz")}[command]
+    user_error([*args, f"--seed={value}"], "--seed")
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "0", "-0.1"])
+def test_a_learning_rate_that_is_not_a_positive_finite_number_is_refused_at_once(user_error, value):
+    user_error([*TRAIN, f"--lr={value}"], "--lr")
+
+
+@pytest.mark.parametrize("option, value", [("--threads", "100000"), ("--repeats", "99999999999999999999"),
+                                           ("--threads", "0"), ("--repeats", "0")])
+def test_compress_checks_timing_options_before_writing_anything(user_error, model_path, option, value):
+    user_error(["compress", model_path, "--step", "prune.magnitude:finetune_epochs=0", "-o", "th.wlz", option, value],
+               option, "must be a whole number from 1 to")
+
+
+@pytest.mark.parametrize("option, value", [("--epochs", "-1"), ("--epochs", "0"), ("--trials", "0"),
+                                           ("--trials", HUGE)])
+def test_search_checks_its_counts_before_any_trial(user_error, model_path, option, value):
+    user_error(["search", model_path, "--max-drop", "1", "-o", "x.wlz", option, value], option)
+
+
+@pytest.mark.parametrize("option, value", [("--workers", HUGE), ("--workers", "0"),
+                                           ("--threads-per-worker", "100000"), ("--threads-per-worker", "0")])
+def test_sweep_bounds_workers_and_threads(user_error, work, option, value):
+    (work / "s.yaml").write_text("models: [mlp]\ndatasets: [digits]\nrecipes: [kd-int8]\n")
+    user_error(["sweep", "s.yaml", "--db", "r.db", option, value], option)
+
+
+@pytest.mark.parametrize("measure, fragment", [("{threads: 100000}", "threads"), ("{repeats: 99999999999}", "repeats"),
+                                               ("{threads: true}", "threads")])
+def test_a_study_bounds_its_measure_options(user_error, work, measure, fragment):
+    (work / "s.yaml").write_text(f"models: [mlp]\ndatasets: [digits]\nrecipes: [kd-int8]\nmeasure: {measure}\n")
+    user_error(["sweep", "s.yaml", "--db", "r.db"], "s.yaml", fragment)
+
+
+def test_a_study_seed_out_of_range_is_refused(user_error, work):
+    (work / "s.yaml").write_text(f"models: [mlp]\ndatasets: [digits]\nrecipes: [kd-int8]\nseeds: [{HUGE}]\n")
+    user_error(["sweep", "s.yaml", "--db", "r.db"], "seeds", "2**32")
+
+
+@pytest.mark.parametrize("step", ["quantize.ptq:bits=true", "quantize.ptq:layer_bits={0: false}",
+                                  "prune.magnitude:sparsity=true"])
+def test_true_or_false_where_a_number_is_expected_is_refused(user_error, model_path, step):
+    user_error(["compress", model_path, "--step", step, "-o", "x.wlz"], "not true/false")
+
+
+def test_true_where_a_number_is_expected_in_a_recipe_file_is_refused(user_error, work, model_path):
+    (work / "r.yaml").write_text("steps:\n  - quantize.ptq: {bits: true}\n")
+    user_error(["compress", model_path, "--recipe", "r.yaml", "-o", "x.wlz"], "bits", "not true/false")
+
+
+def test_the_python_api_bounds_the_same_options(model_path, tmp_path):
+    import wattless
+    from wattless.api import timing_options
+    from wattless.errors import ConfigError
+
+    for threads, repeats in [(True, 1), (1, True), (10**6, 1), (1, 10**20), (1.5, 1)]:
+        with pytest.raises(ConfigError, match="must be a whole number"):
+            timing_options((1,), threads, repeats)
+    with pytest.raises(ConfigError, match="--seed"):
+        wattless.compress(model_path, None, tmp_path / "x.onnx", int8=True, seed=2**64)
+    with pytest.raises(ConfigError, match="--epochs"):
+        wattless.search(model_path, None, tmp_path / "x.wlz", max_drop=1, epochs=-1, db=tmp_path / "r.db")
+    with pytest.raises(ConfigError, match="--lr"):
+        wattless.api.train_config(lr=float("inf"))
+    assert list(tmp_path.iterdir()) == []

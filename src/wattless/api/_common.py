@@ -12,6 +12,15 @@ from ..data import Dataset, load_dataset
 from ..errors import ConfigError
 
 MAX_BATCH = 65536
+MAX_SEED = 2**32 - 1
+"""Largest seed (numpy's legacy generator takes 0 to 2**32 - 1)."""
+MAX_THREADS = 256
+"""Most CPU threads an engine or a sweep worker is given."""
+MAX_REPEATS = 100_000
+"""Most timed runs per engine and batch."""
+MAX_EPOCHS = 10_000
+MAX_TRIALS = 10_000
+MAX_WORKERS = 4096
 TASKS = ("classification", "regression")
 
 
@@ -45,6 +54,18 @@ def check_output(path: str | Path, force: bool, *inputs: str | Path) -> Path:
     return path
 
 
+def check_whole(value: Any, option: str, low: int, high: int) -> int:
+    """``value`` when it is a whole number (not a bool) from ``low`` to ``high``, else one error naming ``option``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{option} {str(value)[:30]} must be a whole number from {low} to {high}")
+    return value
+
+
+def check_seed(seed: int | None) -> int | None:
+    """``seed`` (None: the model's), 0 to :data:`MAX_SEED`."""
+    return None if seed is None else check_whole(seed, "--seed", 0, MAX_SEED)
+
+
 def parse_batches(text: str | int | tuple[int, ...] | list[int]) -> tuple[int, ...]:
     """Batch sizes from ``"1,256"`` (or a sequence), each 1 to :data:`MAX_BATCH`; an empty sequence (Python only)
     measures without timing anything."""
@@ -52,12 +73,13 @@ def parse_batches(text: str | int | tuple[int, ...] | list[int]) -> tuple[int, .
         return ()
     if isinstance(text, str):
         try:
-            batches = tuple(int(b) for b in text.split(",") if b.strip())
+            batches = tuple(int(b) for b in text.split(","))  # "1,,2" and "1," are mistakes, not "1,2" and "1"
         except ValueError:
             batches = ()
     else:
         batches = tuple(text) if isinstance(text, tuple | list) else (text,)
-    if not batches or not all(isinstance(b, int) for b in batches) or min(batches) < 1 or max(batches) > MAX_BATCH:
+    if not batches or not all(isinstance(b, int) and not isinstance(b, bool) for b in batches) or min(batches) < 1 \
+            or max(batches) > MAX_BATCH:
         raise ConfigError(f"--batch {str(text)[:40]!r} must be whole numbers from 1 to {MAX_BATCH} separated by "
                           "commas, e.g. 1,256")
     return batches

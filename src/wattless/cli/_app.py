@@ -29,8 +29,8 @@ ForceOpt = typer.Option(False, "--force", help="Overwrite the output file if it 
 TrustOpt = typer.Option(False, "--trust-code", help="Allow importing a package.module:factory model.")
 ModelArgOpt = typer.Option(None, "--model-arg", help="Model option key=value (repeat).")
 BatchOpt = typer.Option("1,256", "--batch", help="Batch sizes to time, comma-separated.")
-ThreadsOpt = typer.Option(1, "--threads", help="CPU threads for every engine.")
-RepeatsOpt = typer.Option(50, "--repeats", help="Timed runs per engine and batch.")
+ThreadsOpt = typer.Option(1, "--threads", help="CPU threads for every engine, 1 to 256.")
+RepeatsOpt = typer.Option(50, "--repeats", help="Timed runs per engine and batch, 1 to 100000.")
 GridOpt = typer.Option(None, "--grid-intensity", help="Carbon intensity of your electricity, g CO2e/kWh, for the "
                        "footprint (default: $WATTLESS_GRID_INTENSITY, else the world average 475).")
 CountryOpt = typer.Option(None, "--carbon-country", help="ISO3 country (e.g. FRA) whose grid intensity to take "
