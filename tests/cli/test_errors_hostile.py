@@ -87,7 +87,7 @@ def test_compress_checks_timing_options_before_writing_anything(user_error, mode
                option, "must be a whole number from 1 to")
 
 
-@pytest.mark.parametrize("option, value", [("--epochs", "-1"), ("--epochs", "0"), ("--trials", "0"),
+@pytest.mark.parametrize("option, value", [("--epochs", "-1"), ("--epochs", "1001"), ("--trials", "0"),
                                            ("--trials", HUGE)])
 def test_search_checks_its_counts_before_any_trial(user_error, model_path, option, value):
     user_error(["search", model_path, "--max-drop", "1", "-o", "x.wlz", option, value], option)

@@ -18,7 +18,8 @@ MAX_THREADS = 256
 """Most CPU threads an engine or a sweep worker is given."""
 MAX_REPEATS = 100_000
 """Most timed runs per engine and batch."""
-MAX_EPOCHS = 10_000
+MAX_FINETUNE_EPOCHS = 1000
+"""Most fine-tuning epochs a technique takes (``finetune_epochs`` of prune.*, quantize.qat)."""
 MAX_TRIALS = 10_000
 MAX_WORKERS = 4096
 TASKS = ("classification", "regression")

@@ -12,7 +12,7 @@ from ..io import WattlessModel
 from ..ladder import parse_energy_model
 from ..recipe import OBJECTIVES
 from ._common import (
-    MAX_EPOCHS,
+    MAX_FINETUNE_EPOCHS,
     MAX_THREADS,
     MAX_TRIALS,
     MAX_WORKERS,
@@ -40,7 +40,7 @@ def search(model: WattlessModel | str | Path, dataset: Dataset | str | None, out
     check_seed(seed)
     check_whole(trials, "--trials", 1, MAX_TRIALS)
     if epochs is not None:
-        check_whole(epochs, "--epochs", 1, MAX_EPOCHS)
+        check_whole(epochs, "--epochs", 0, MAX_FINETUNE_EPOCHS)  # the bounds of the techniques' epochs
     if objective not in OBJECTIVES:
         raise ConfigError(f"--objective {str(objective)[:40]!r} unknown; use one of {', '.join(OBJECTIVES)}")
     model, dataset = as_model(model, dataset)
