@@ -65,9 +65,10 @@ def sweep(study: str | Path, *, db: str | Path = DEFAULT_DB, out: str | Path | N
     Raises :class:`TrialsFailed` (holding the result) when some trials failed."""
     from ..runs import load_study, run_sweep
 
-    if workers is not None:
+    if workers is not None and (not isinstance(workers, int) or workers > MAX_WORKERS):  # below 1: check_options
         check_whole(workers, "--workers", 1, MAX_WORKERS)
-    check_whole(threads, "--threads-per-worker", 1, MAX_THREADS)
+    if not isinstance(threads, int) or threads > MAX_THREADS:
+        check_whole(threads, "--threads-per-worker", 1, MAX_THREADS)
     parsed = load_study(study, data_dir=data_dir, trust_code=trust_code)  # validated in full before any work
     result = run_sweep(parsed, db=db, out=out, workers=workers, executor=executor, ray_address=ray_address,
                        threads=threads, mlflow_uri=mlflow_uri, listener=listener)
