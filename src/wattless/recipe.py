@@ -19,9 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ._yaml import read_yaml
+from ._yaml import parse_yaml, read_yaml
 from .errors import ConfigError
 from .techniques import TechniqueConfig, get_technique, make_config, split_step
 
@@ -84,6 +82,9 @@ class Recipe:
         unknown = set(data) - {"steps", "name", "description"}
         if unknown:
             raise ConfigError(f"{source}: unknown recipe keys {sorted(unknown)}; use steps, name, description")
+        for key in ("name", "description"):
+            if isinstance(data.get(key), list | dict):
+                raise ConfigError(f"{source}: the recipe's {key} must be text, not a {type(data[key]).__name__}")
         recipe = cls(name=str(data.get("name", "")), description=str(data.get("description", "")))
         for position, step in enumerate(data["steps"], start=1):
             if isinstance(step, str):
@@ -109,7 +110,7 @@ class Recipe:
         """A shipped recipe by name (``deep-compression``) or a YAML file by path."""
         text = str(name_or_path)
         if text in shipped_recipes():
-            return cls.from_dict(yaml.safe_load(_shipped_file(text).read_text()), source=f"recipe {text}")
+            return cls.from_dict(parse_yaml(_shipped_file(text).read_text(), f"recipe {text}"), source=f"recipe {text}")
         if Path(text).suffix in (".yaml", ".yml") or Path(text).exists():
             return cls.from_yaml(text)
         raise ConfigError(f"recipe {text[:200]!r} is neither a file nor a shipped recipe; shipped: "
@@ -155,7 +156,7 @@ def load_ladder(objective: str, path: str | Path | None = None) -> list[Recipe]:
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective {objective!r} unknown; use one of {', '.join(OBJECTIVES)}")
     if path is None:
-        source, data = "ladder", yaml.safe_load(_shipped_file("ladder").read_text())
+        source, data = "ladder", parse_yaml(_shipped_file("ladder").read_text(), "ladder")
     else:
         source, data = str(path), read_yaml(path, "ladder")
     if not isinstance(data, dict) or not isinstance(data.get(objective), list) or not data[objective]:

@@ -40,14 +40,14 @@ class TrainConfig(BaseModel):
 
     epochs: int = Field(10, ge=0, le=10_000)
     batch_size: int = Field(128, ge=1)
-    lr: float = Field(1e-3, gt=0, description="learning rate (onecycle: its peak)")
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="learning rate (onecycle: its peak)")
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
     schedule: Literal["none", "cosine", "step", "onecycle"] = Field(
         "cosine", description="cosine and step change the rate once per epoch, onecycle once per batch")
     patience: int | None = Field(None, ge=1, description="epochs without validation gain before stopping")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="numpy's legacy generator takes 0 to 2**32 - 1")
     warmup_epochs: int = Field(0, ge=0, le=10_000, description="epochs of linear learning-rate warm-up from "
                                "lr/steps to lr, one step per batch, before the schedule starts")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="classification cross-entropy label smoothing")

@@ -68,7 +68,7 @@ CASES = {
     "bad --task": (["measure", "{model}", "--task", "nope", *MEASURE], ["'nope'"]),
     "list what": (["list", "nope"], ["'nope'"]),
 }
-BAD_BATCHES = ["0", "a,b", "-1", ",", "1.5"]
+BAD_BATCHES = ["0", "a,b", "-1", ",", "1.5", "1,,2", "1,", "99999999999999999999"]
 BAD_ENGINES = ["foo", "", "torch,gpu", ","]
 
 

@@ -7,10 +7,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._yaml import YAMLSyntaxError, parse_yaml
 from ..data import Dataset, load_dataset
 from ..errors import ConfigError
 
 MAX_BATCH = 65536
+MAX_SEED = 2**32 - 1
+"""Largest seed (numpy's legacy generator takes 0 to 2**32 - 1)."""
+MAX_THREADS = 256
+"""Most CPU threads an engine or a sweep worker is given."""
+MAX_REPEATS = 100_000
+"""Most timed runs per engine and batch."""
+MAX_FINETUNE_EPOCHS = 1000
+"""Most fine-tuning epochs a technique takes (``finetune_epochs`` of prune.*, quantize.qat)."""
+MAX_TRIALS = 10_000
+MAX_WORKERS = 4096
 TASKS = ("classification", "regression")
 
 
@@ -44,6 +55,18 @@ def check_output(path: str | Path, force: bool, *inputs: str | Path) -> Path:
     return path
 
 
+def check_whole(value: Any, option: str, low: int, high: int) -> int:
+    """``value`` when it is a whole number (not a bool) from ``low`` to ``high``, else one error naming ``option``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{option} {str(value)[:30]} must be a whole number from {low} to {high}")
+    return value
+
+
+def check_seed(seed: int | None) -> int | None:
+    """``seed`` (None: the model's), 0 to :data:`MAX_SEED`."""
+    return None if seed is None else check_whole(seed, "--seed", 0, MAX_SEED)
+
+
 def parse_batches(text: str | int | tuple[int, ...] | list[int]) -> tuple[int, ...]:
     """Batch sizes from ``"1,256"`` (or a sequence), each 1 to :data:`MAX_BATCH`; an empty sequence (Python only)
     measures without timing anything."""
@@ -51,12 +74,13 @@ def parse_batches(text: str | int | tuple[int, ...] | list[int]) -> tuple[int, .
         return ()
     if isinstance(text, str):
         try:
-            batches = tuple(int(b) for b in text.split(",") if b.strip())
+            batches = tuple(int(b) for b in text.split(","))  # "1,,2" and "1," are mistakes, not "1,2" and "1"
         except ValueError:
             batches = ()
     else:
         batches = tuple(text) if isinstance(text, tuple | list) else (text,)
-    if not batches or not all(isinstance(b, int) for b in batches) or min(batches) < 1 or max(batches) > MAX_BATCH:
+    if not batches or not all(isinstance(b, int) and not isinstance(b, bool) for b in batches) or min(batches) < 1 \
+            or max(batches) > MAX_BATCH:
         raise ConfigError(f"--batch {str(text)[:40]!r} must be whole numbers from 1 to {MAX_BATCH} separated by "
                           "commas, e.g. 1,256")
     return batches
@@ -76,16 +100,16 @@ def parse_engines(engines: str | tuple[str, ...] | list[str] | set[str]) -> list
 
 def parse_model_args(items: list[str] | None) -> dict[str, Any]:
     """``--model-arg key=value`` items as a dict, values read as YAML (``hidden=[256,128]``)."""
-    import yaml
-
     kwargs: dict[str, Any] = {}
     for item in items or []:
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise ConfigError(f"--model-arg {item[:80]!r} must be key=value, e.g. hidden=[256,128]")
+        if key in kwargs:
+            raise ConfigError(f"--model-arg {key[:40]!r} is given twice; keep one")
         try:
-            kwargs[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
+            kwargs[key] = parse_yaml(value, f"--model-arg {key[:40]}")
+        except YAMLSyntaxError:
             raise ConfigError(f"--model-arg {item[:80]!r}: cannot read the value {value[:80]!r}; write e.g. "
                               "hidden=[256,128]") from None
     return kwargs

@@ -17,7 +17,7 @@ from ..io import WattlessModel, load
 from ..ladder import parse_energy_model
 from ..pipeline import Step, StepCallback, check_output_kind, run_recipe
 from ..recipe import CALIBRATION_METHODS, INT8_MODES, OBJECTIVES, Recipe, load_ladder
-from ._common import check_output, dataset_for
+from ._common import check_output, check_seed, dataset_for
 from ._measure import timing_options
 from ._models import as_model, check_savable, resolve_steps
 
@@ -118,6 +118,7 @@ def compress(model: WattlessModel | str | Path, dataset: Dataset | str | None, o
     """
     from ..measurement.footprint import Footprint
     from ..measurement.footprint import grid_intensity as grid_from
+    check_seed(seed)  # before any work (issue 17)
 
     model, dataset = as_model(model, dataset)
     auto = Path(out).suffix == ".auto"

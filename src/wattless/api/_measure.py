@@ -11,21 +11,16 @@ from typing import Any
 from ..data import Dataset
 from ..errors import ConfigError
 from ..io import WattlessModel, deployable_module
-from ._common import dataset_for, parse_batches, parse_engines
+from ._common import MAX_REPEATS, MAX_THREADS, check_whole, dataset_for, parse_batches, parse_engines
 from ._models import as_model, open_model
 
-MAX_THREADS = 256
-MAX_REPEATS = 100_000
 DEFAULT_ENGINES = ("torch", "onnxruntime", "int8")
 
 
 def timing_options(batches: str | Sequence[int], threads: int, repeats: int) -> dict[str, Any]:
     """Validated ``batches``, ``threads`` and ``repeats`` for the measuring functions."""
-    if not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
-        raise ConfigError(f"--threads {str(threads)[:20]} must be a whole number from 1 to {MAX_THREADS}")
-    if not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
-        raise ConfigError(f"--repeats {str(repeats)[:30]} must be a whole number from 1 to {MAX_REPEATS}")
-    return {"batches": parse_batches(batches), "threads": threads, "repeats": repeats}
+    return {"batches": parse_batches(batches), "threads": check_whole(threads, "--threads", 1, MAX_THREADS),
+            "repeats": check_whole(repeats, "--repeats", 1, MAX_REPEATS)}
 
 
 def file_metadata(path: Path) -> dict[str, Any] | None:

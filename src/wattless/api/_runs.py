@@ -11,7 +11,16 @@ from ..errors import ConfigError, NothingWithinBudget, TrialsFailed
 from ..io import WattlessModel
 from ..ladder import parse_energy_model
 from ..recipe import OBJECTIVES
-from ._common import check_output, dataset_for
+from ._common import (
+    MAX_FINETUNE_EPOCHS,
+    MAX_THREADS,
+    MAX_TRIALS,
+    MAX_WORKERS,
+    check_output,
+    check_seed,
+    check_whole,
+    dataset_for,
+)
 from ._compress import _source
 from ._models import as_model, check_savable
 
@@ -28,6 +37,10 @@ def search(model: WattlessModel | str | Path, dataset: Dataset | str | None, out
     (holding the result, every trial in it) when no trial fits."""
     from ..runs.search import search as run_search
 
+    check_seed(seed)
+    check_whole(trials, "--trials", 1, MAX_TRIALS)
+    if epochs is not None:
+        check_whole(epochs, "--epochs", 0, MAX_FINETUNE_EPOCHS)  # the bounds of the techniques' epochs
     if objective not in OBJECTIVES:
         raise ConfigError(f"--objective {str(objective)[:40]!r} unknown; use one of {', '.join(OBJECTIVES)}")
     model, dataset = as_model(model, dataset)
@@ -52,6 +65,10 @@ def sweep(study: str | Path, *, db: str | Path = DEFAULT_DB, out: str | Path | N
     Raises :class:`TrialsFailed` (holding the result) when some trials failed."""
     from ..runs import load_study, run_sweep
 
+    if workers is not None and (not isinstance(workers, int) or workers > MAX_WORKERS):  # below 1: check_options
+        check_whole(workers, "--workers", 1, MAX_WORKERS)
+    if not isinstance(threads, int) or threads > MAX_THREADS:
+        check_whole(threads, "--threads-per-worker", 1, MAX_THREADS)
     parsed = load_study(study, data_dir=data_dir, trust_code=trust_code)  # validated in full before any work
     result = run_sweep(parsed, db=db, out=out, workers=workers, executor=executor, ray_address=ray_address,
                        threads=threads, mlflow_uri=mlflow_uri, listener=listener)

@@ -29,8 +29,8 @@ ForceOpt = typer.Option(False, "--force", help="Overwrite the output file if it 
 TrustOpt = typer.Option(False, "--trust-code", help="Allow importing a package.module:factory model.")
 ModelArgOpt = typer.Option(None, "--model-arg", help="Model option key=value (repeat).")
 BatchOpt = typer.Option("1,256", "--batch", help="Batch sizes to time, comma-separated.")
-ThreadsOpt = typer.Option(1, "--threads", help="CPU threads for every engine.")
-RepeatsOpt = typer.Option(50, "--repeats", help="Timed runs per engine and batch.")
+ThreadsOpt = typer.Option(1, "--threads", help="CPU threads for every engine, 1 to 256.")
+RepeatsOpt = typer.Option(50, "--repeats", help="Timed runs per engine and batch, 1 to 100000.")
 GridOpt = typer.Option(None, "--grid-intensity", help="Carbon intensity of your electricity, g CO2e/kWh, for the "
                        "footprint (default: $WATTLESS_GRID_INTENSITY, else the world average 475).")
 CountryOpt = typer.Option(None, "--carbon-country", help="ISO3 country (e.g. FRA) whose grid intensity to take "
@@ -60,9 +60,19 @@ def footprint_summary(footprint: dict[str, Any] | None, quiet: bool) -> None:
         say(format_footprint(footprint))
 
 
+MAX_MESSAGE = 1000
+"""Most characters of an error line: a message echoes values the user gave, and those may be huge."""
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line (newlines and runs of spaces become one space), cut to :data:`MAX_MESSAGE` characters."""
+    text = " ".join(text[: MAX_MESSAGE * 4].split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
 def main() -> None:
     """Console entry point (``wattless.cli:main``: the package registers every command first): user errors become
-    one line and exit code 2."""
+    one line and exit code 2; no arguments show the help (exit code 2); Ctrl-C is one line, exit code 130."""
     from typer.exceptions import TyperException
     from typer.main import get_command
 
@@ -70,16 +80,19 @@ def main() -> None:
     try:
         code = command.main(args=sys.argv[1:], prog_name="wattless", standalone_mode=False)
     except WattlessError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {one_line(str(exc))}\n")
         sys.exit(2)
     except TyperException as exc:  # a usage error (missing or unknown option, bad value): one line too
-        if not hasattr(exc, "format_message") or type(exc).__name__ == "NoArgsIsHelpError":
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `wattless`, `wattless runs`: the help is already shown
+            sys.stdout.write(exc.format_message())
+            sys.exit(2)
+        if not hasattr(exc, "format_message"):
             raise
         context = getattr(exc, "ctx", None)
         where = f"{context.command_path} --help" if context is not None else "wattless --help"
-        sys.stderr.write(f"error: {exc.format_message()} (see {where})\n")
+        sys.stderr.write(f"error: {one_line(exc.format_message())} (see {where})\n")
         sys.exit(getattr(exc, "exit_code", 2))
-    except typer.Abort:  # Ctrl-C
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C
         sys.stderr.write("aborted\n")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

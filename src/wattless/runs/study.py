@@ -49,8 +49,8 @@ class MeasureOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     batches: list[Annotated[int, Field(ge=1, le=65536)]] = Field([1, 256], min_length=1)
-    threads: int = Field(1, ge=1)
-    repeats: int = Field(50, ge=1)
+    threads: int = Field(1, ge=1, le=256, strict=True)  # the bounds of measure --threads and --repeats
+    repeats: int = Field(50, ge=1, le=100_000, strict=True)
     engines: list[Literal["torch", "onnxruntime", "int8", "native"]] = Field(["torch", "onnxruntime"], min_length=1)
     simulate: list[str] = Field([], description="accelerator designs each trial is simulated on (ZigZag, "
                                 "extra hw): shipped names or HARDWARE.yaml[:MAPPING.yaml]")
@@ -167,8 +167,10 @@ def study_from_dict(data: Any, *, source: str = "study", base_dir: str | Path = 
                                                                                             source), 1)]
     seeds = data.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                           for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"{source}: seeds must be a non-empty list of distinct whole numbers, got {seeds!r}")
+                                                           and 0 <= s <= 2**32 - 1 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{source}: seeds must be a non-empty list of distinct whole numbers from 0 to 2**32 - 1, "
+                          f"got {str(seeds)[:200]}")
     study = Study(name=name.strip(), models=models, datasets=datasets, seeds=seeds, train=_train(data, source),
                   recipes=_recipes(data, source, Path(base_dir)), measure=_measure(data, source),
                   description=str(data.get("description", "")), data_dir=data_dir, trust_code=trust_code)

@@ -17,12 +17,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
+from .._yaml import YAMLSyntaxError, parse_yaml
 from ..data import Dataset
 from ..errors import ConfigError
 
@@ -210,12 +210,33 @@ def make_config(name: str, fields: dict[str, Any] | None = None) -> TechniqueCon
                           f"{config_type.current_version()}); upgrade wattless")
     if version < config_type.current_version():
         fields = {**config_type.migrate(fields, version), "version": config_type.current_version()}
+    for key, value in fields.items():  # pydantic reads true as 1: `bits: true` would be 1 bit
+        field = config_type.model_fields.get(key)
+        if field is not None and _holds_bool(value) and not _mentions_bool(field.annotation):
+            raise ConfigError(f"invalid config for {name}: {key} takes numbers or names, not true/false")
     try:
         return config_type(**fields)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
         valid = ", ".join(f for f in config_type.model_fields if f != "version")
         raise ConfigError(f"invalid config for {name}: {problems} (fields: {valid})") from None
+
+
+def _holds_bool(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_bool(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_bool(item) for item in value)
+    return isinstance(value, bool)
+
+
+def _mentions_bool(annotation: Any) -> bool:
+    """Whether a field's type admits true/false anywhere (``bool``, ``Any``, a Literal of booleans)."""
+    if annotation is bool or annotation is Any:
+        return True
+    if get_origin(annotation) is Literal:
+        return any(isinstance(option, bool) for option in get_args(annotation))
+    return any(_mentions_bool(argument) for argument in get_args(annotation))
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -236,12 +257,15 @@ def split_step(text: str) -> tuple[str, dict[str, Any]]:
     fields: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in _split_top_level(rest))):
         key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise ConfigError(f"cannot read {item!r} in step {text!r}; write it as key=value")
+        key = key.strip()
+        if not eq or not key:
+            raise ConfigError(f"cannot read {item[:80]!r} in step {text[:80]!r}; write it as key=value")
+        if key in fields:
+            raise ConfigError(f"--step {text[:80]!r} gives {key[:40]!r} twice; keep one")
         try:
-            fields[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            fields[key.strip()] = value
+            fields[key] = parse_yaml(value, f"--step {name.strip()[:40]}: {key[:40]}")
+        except YAMLSyntaxError:
+            fields[key] = value
     return name.strip(), fields
 
 
