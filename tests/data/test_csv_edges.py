@@ -128,3 +128,8 @@ def test_the_cli_prints_one_error_line_and_writes_nothing(tmp_path, monkeypatch)
                      "-o", "m.wlz")
     assert_user_error(result, "column 'a', row 9: infinite value inf")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
+
+
+def test_huge_whole_numbers_as_class_labels_stay_distinct(tmp_path):
+    data = load_csv(_table(tmp_path, y=lambda i: f"{(i % 2 + 1) * 1e300}"), target="y")
+    assert data.task == "classification" and data.classes == ["1e+300", "2e+300"]

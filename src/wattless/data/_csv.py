@@ -161,8 +161,8 @@ def _encode_target(target: pd.Series, task: Task, path: Any) -> tuple[np.ndarray
         _check_target_range(target, path)
         return target.to_numpy(dtype=np.float32), None
     values = target.to_numpy()
-    if _is_numeric(target) and np.all(values == np.round(values)):
-        values = values.astype(np.int64)  # class "3", not "3.0"
+    if _is_numeric(target) and np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
+        values = values.astype(np.int64)  # class "3", not "3.0" (where exact: 1e300 stays a float)
     elif not _is_numeric(target):
         values = values.astype(str)
     labels, y = np.unique(values, return_inverse=True)
