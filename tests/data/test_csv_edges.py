@@ -133,3 +133,10 @@ def test_the_cli_prints_one_error_line_and_writes_nothing(tmp_path, monkeypatch)
 def test_huge_whole_numbers_as_class_labels_stay_distinct(tmp_path):
     data = load_csv(_table(tmp_path, y=lambda i: f"{(i % 2 + 1) * 1e300}"), target="y")
     assert data.task == "classification" and data.classes == ["1e+300", "2e+300"]
+
+
+def test_empty_lines_before_the_header_and_whitespace_lines_count_as_rows(tmp_path):
+    rows = [f"{'inf' if i == BAD_ROW else i},{i},{i % 2}" for i in range(N_ROWS)]
+    path = _write(tmp_path, "\n\na,b,y", rows[:2] + ["   "] + rows[2:])  # header on row 3, a blank row 6
+    with pytest.raises(DataError, match="column 'a', row 12:"):
+        load_csv(path, target="y")

@@ -11,6 +11,7 @@ row as a spreadsheet numbers it (the header is row 1).
 
 from __future__ import annotations
 
+import csv
 import os
 import warnings
 from pathlib import Path
@@ -95,8 +96,7 @@ def _read_frame(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"CSV file {str(path)!r} does not exist or is not a file; check the path")
     try:
-        # Empty lines are kept while reading so that every row keeps its spreadsheet number, then dropped.
-        frame = pd.read_csv(path, low_memory=False, skip_blank_lines=False)
+        frame = pd.read_csv(path, low_memory=False)
         header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
     except pd.errors.EmptyDataError as error:
         raise DataError(f"{path}: the CSV file is empty") from error
@@ -104,8 +104,6 @@ def _read_frame(path: Path) -> pd.DataFrame:
         reason = str(error).strip().splitlines()[0]
         raise DataError(f"{path}: not a readable CSV file ({reason})") from error
     _check_unique_names(header, path)
-    frame.index = pd.RangeIndex(2, len(frame) + 2)  # spreadsheet row numbers: the header is row 1
-    frame = frame.dropna(how="all").infer_objects()
     if frame.empty:
         raise DataError(f"{path}: the CSV file has a header but no data rows")
     return frame
@@ -128,7 +126,7 @@ def _drop_missing_targets(frame: pd.DataFrame, target: str, path: Any) -> tuple[
         raise DataError(f"{path}: target column {target!r} has no values")
     if n_missing:
         warnings.warn(f"{path}: dropped {n_missing} rows with no value in target {target!r}", stacklevel=3)
-    return frame.loc[~missing], n_missing  # the index stays the spreadsheet row number, for error messages
+    return frame.loc[~missing], n_missing  # the index stays the data row's position, for error messages
 
 
 def _feature_frame(features: pd.DataFrame, path: Any, target: str) -> pd.DataFrame:
@@ -174,8 +172,26 @@ def _encode_target(target: pd.Series, task: Task, path: Any) -> tuple[np.ndarray
     return y.astype(np.int64), [str(label) for label in labels]
 
 
-def _where(path: Any, column: Any, row: Any) -> str:
-    return f"{path}: column {str(column)[:80]!r}, row {row}"
+def _where(path: Any, column: Any, position: Any) -> str:
+    """``PATH: column 'NAME', row N`` for the data row at ``position`` (the frame's index)."""
+    return f"{path}: column {str(column)[:80]!r}, row {spreadsheet_row(path, int(position))}"
+
+
+def spreadsheet_row(path: Any, position: int) -> int:
+    """The row a spreadsheet shows for data row ``position`` (0-based; pandas skips empty lines, a spreadsheet
+    does not): the header is row 1. Read again only to name a row in an error."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as file:
+            data_rows = -1  # the header is the first record that is not empty
+            for number, record in enumerate(csv.reader(file), start=1):
+                if not record or (len(record) == 1 and record[0] and not record[0].strip()):
+                    continue  # an empty line, as pandas reads it
+                data_rows += 1
+                if data_rows == position + 1:
+                    return number
+    except (OSError, csv.Error):  # a field beyond the csv module's size limit: count without empty lines
+        pass
+    return position + 2
 
 
 def _check_finite(numbers: pd.DataFrame, path: Any, what: str) -> None:
