@@ -79,7 +79,7 @@ def test_compress_takes_a_shipped_recipe_by_name(trained_mlp, digits, tmp_path, 
 
     seen = []
     monkeypatch.setattr("wattless.api._compress.run_recipe", lambda m, d, recipe, out, **kw: seen.append(recipe) or
-                        type("R", (), {"path": out, "records": []})())
+                        out.touch() or type("R", (), {"path": out, "records": []})())  # writes out, as it would
     api.compress(trained_mlp, digits, tmp_path / "x.onnx", recipe="prune-int8", measure_result=False)
     assert seen[0].name == "prune-int8" and seen[0].int8
     with pytest.raises(ConfigError, match="one of --recipe, --step or --max-drop"):

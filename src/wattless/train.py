@@ -21,7 +21,8 @@ from torch import nn
 
 from .augment import AUGMENTATIONS, BatchAugmenter
 from .data import Dataset
-from .errors import ConfigError
+from .data._csv import MAX_REGRESSION_TARGET
+from .errors import ConfigError, DataError
 
 Augmentation = Literal["crop", "flip", "cutout", "randaugment"]
 LATER_FIELDS = ("warmup_epochs", "label_smoothing", "augment", "crop_padding", "cutout")
@@ -133,7 +134,7 @@ def metrics_from_outputs(outputs: np.ndarray, y: np.ndarray, task: str) -> dict[
         logits = torch.as_tensor(outputs)
         loss = float(nn.functional.cross_entropy(logits, torch.as_tensor(y, dtype=torch.long)))
         return {"accuracy": float(np.mean(outputs.argmax(axis=1) == y)), "loss": loss}
-    pred = outputs.reshape(-1)
+    y, pred = np.asarray(y, np.float64), outputs.reshape(-1).astype(np.float64)  # float32 squares overflow
     mse = float(skm.mean_squared_error(y, pred))
     return {"rmse": math.sqrt(mse), "mae": float(skm.mean_absolute_error(y, pred)),
             "r2": float(skm.r2_score(y, pred)), "loss": mse}
@@ -209,6 +210,7 @@ class LearningRate:
 
 def check_config(cfg: TrainConfig, data: Dataset, *, custom_loss: bool = False) -> BatchAugmenter | None:
     """Refuse options that do not fit ``data`` (or a custom loss) before any work; the batch augmenter, if any."""
+    check_targets(data)
     if cfg.label_smoothing and data.task != "classification":
         raise ConfigError(f"label smoothing {cfg.label_smoothing} applies to classification; {data.name!r} is a "
                           "regression task; drop it")
@@ -219,6 +221,21 @@ def check_config(cfg: TrainConfig, data: Dataset, *, custom_loss: bool = False) 
         return None
     return BatchAugmenter(cfg.augment, input_shape=data.input_shape, seed=cfg.seed, crop_padding=cfg.crop_padding,
                           cutout_size=cfg.cutout, preprocessing=data.preprocessing, dataset=data.name)
+
+
+def check_targets(data: Dataset) -> None:
+    """Refuse regression targets that are not finite or beyond ``MAX_REGRESSION_TARGET`` (float32 overflow)."""
+    if data.task != "regression":
+        return
+    for split in ("train", "val", "test"):
+        y = np.asarray(data.split(split)[1], dtype=np.float64)
+        if not np.isfinite(y).all():
+            raise DataError(f"{data.name}: the {split} split holds a regression target that is NaN or infinite; "
+                            "drop or fix those rows")
+        if y.size and np.abs(y).max() > MAX_REGRESSION_TARGET:
+            raise DataError(f"{data.name}: the {split} split holds regression target {y[np.abs(y).argmax()]:.3g}, "
+                            f"beyond +-{MAX_REGRESSION_TARGET:.0e} where float32 training overflows; rescale the "
+                            "target (e.g. other units or its logarithm)")
 
 
 EpochCallback = Callable[[int, dict[str, Any]], None]

@@ -13,7 +13,7 @@ from .data import Dataset, as_dataset
 from .errors import ModelError
 from .io import WattlessModel
 from .models import build_model, check_input_shape, spec_for
-from .train import TrainConfig, fit, seed_everything
+from .train import TrainConfig, check_targets, fit, seed_everything
 
 
 def base_meta(data: Dataset, spec: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -42,6 +42,7 @@ def train_model(model: str, dataset: Dataset | str, *, model_kwargs: dict[str, A
     """Build zoo model ``model`` (or ``package.module:factory``) for ``dataset`` and train it."""
     data = as_dataset(dataset)
     config = config or TrainConfig(**train_options)
+    check_targets(data)  # before spec_for takes the targets' mean and std
     spec = spec_for(model, data, model_kwargs)
     check_trainable_size(spec, trust_code=trust_code)
     seed_everything(config.seed)  # the initial weights come from the seed too

@@ -226,3 +226,48 @@ def test_real_basic_motions_through_ts_prefix_gives_the_same_arrays(isolated_loo
     generic = load_ts(str(copy / "BasicMotions"))
     np.testing.assert_array_equal(registered.X_test, generic.X_test)
     np.testing.assert_array_equal(registered.y_val, generic.y_val)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("@problemName X\n@\n@classLabel true a\n@data\n1,2:a\n", r":2: a lone '@' is not a header"),
+        ("@problemName X\n@classLabel true a\n@data\n1,2:\n", r":4: the series has no class label after its last"),
+        ("@problemName X\n@classLabel true a\n@data\n1,inf:a\n", r":4: NaN or infinite values are not supported"),
+        ("@problemName X\n@classLabel true a\n@data\n1,1e999:a\n", r":4: NaN or infinite values are not supported"),
+        ("@problemName X\n@classLabel true a\n@data\n1,nan:a\n", r":4: NaN or infinite values are not supported"),
+        ("@problemName X\n@classLabel true a\n@data\n1,2:a\n1,2,3:a\n", r":5: series of \(channels, length\)"),
+    ],
+)
+def test_more_corrupt_lines_are_named(tmp_path, text, message):
+    path = tmp_path / "X_TRAIN.ts"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        read_ts(path)
+
+
+def _with_value(path, series, channel, value):
+    """Rewrite the first value of ``channel`` (0-based) of data line ``series`` (0-based) of a written file."""
+    lines = path.read_text().splitlines()
+    row = lines.index("@data") + 1 + series
+    channels = lines[row].split(":")
+    channels[channel] = ",".join([value, *channels[channel].split(",")[1:]])
+    lines[row] = ":".join(channels)
+    path.write_text("\n".join(lines) + "\n")
+    return row + 1
+
+
+def test_a_value_too_large_to_standardize_is_named_by_line(tmp_path):
+    write_pair(tmp_path)
+    line = _with_value(tmp_path / "Toy_TRAIN.ts", 4, 1, "-1e300")
+    with pytest.raises(DataError, match=rf"Toy_TRAIN.ts:{line}: value -1e\+300 of channel 2 is too large to "
+                                        "standardize"):
+        load_ts(str(tmp_path / "Toy"))
+
+
+def test_a_test_value_beyond_float32_once_standardized_is_named_by_line(tmp_path):
+    write_pair(tmp_path)
+    line = _with_value(tmp_path / "Toy_TEST.ts", 2, 0, "1e100")
+    with pytest.raises(DataError, match=rf"Toy_TEST.ts:{line}: value 1e\+100 of channel 1 is too far from the "
+                                        "train series' values"):
+        load_ts(str(tmp_path / "Toy"))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._atomic import write_text_atomic
+from .._atomic import staging_folder, write_text_atomic
 from ..data import Dataset
 from ..errors import ConfigError, NothingWithinBudget
 from ..io import WattlessModel, load
@@ -155,8 +155,17 @@ def compress(model: WattlessModel | str | Path, dataset: Dataset | str | None, o
     steps_file = check_output(out.with_name(out.name + ".steps.json"), force, *inputs)
     source, source_files = _source(model, trust_code)
     data = dataset_for(dataset, source.meta, data_dir=data_dir, target=target, task=task)
-    with footprint:
-        pipeline = run_recipe(source, data, parsed, out, seed=seed, on_step=on_step)
+    # A kill must never leave the new model beside the old model's steps file: the recipe writes the model into a
+    # staging folder; then the old steps file goes, the model moves into place (one rename), and its steps follow.
+    # A kill in between leaves the old model without steps or the new one without steps, never a mismatched pair.
+    with staging_folder(out) as staging:
+        with footprint:
+            pipeline = run_recipe(source, data, parsed, staging / out.name, seed=seed, on_step=on_step)
+        steps_file.unlink(missing_ok=True)
+        os.replace(staging / out.name, out)
+    for record in pipeline.records:  # a deployment's stage record names the file it measured
+        if record.get("artifact") == str(staging / out.name):
+            record["artifact"] = str(out)
     write_text_atomic(steps_file, json.dumps(pipeline.records, default=str, indent=1) + "\n")
     result = CompressResult(out, steps=pipeline.records, footprint=footprint.result.as_dict(), steps_file=steps_file)
     if measure_result:

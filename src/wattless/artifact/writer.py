@@ -9,13 +9,13 @@ import contextlib
 import json
 import os
 import struct
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 
+from wattless._atomic import temporary_path
 from wattless.artifact.encodings import AUTOMATIC_ENCODINGS, CODE_ENCODINGS, ENCODINGS, PARAMETRIC_ENCODERS, Entry
 from wattless.artifact.format import (
     BUNDLE_NAME,
@@ -161,7 +161,7 @@ def _write_body(file: BinaryIO, header: bytes, stored: dict[str, torch.Tensor]) 
 
 def _replace_atomically(path: Path, write: Callable[[BinaryIO], None]) -> int:
     """Write a temp file next to `path` with `write(file)`, fsync it, rename it over `path`; bytes."""
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temp = temporary_path(path)  # .NAME.<pid>.<hex>.tmp; stale ones of killed writers are removed first
     # os.open with mode 0o666 lets the umask decide permissions, as a plain open() would.
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:

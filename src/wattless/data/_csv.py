@@ -3,10 +3,15 @@
 Numeric feature columns are imputed with their train median and standardized; categorical ones
 (text, bool) are imputed with their most frequent train value and one-hot encoded, a category unseen
 in train becoming all zeros. Every statistic comes from the train split only.
+
+Empty cells and ``nan`` are missing values; empty lines are skipped. An infinite value, a number too large to
+standardize, a duplicate column name or a regression target beyond float32 is a DataError naming the column and the
+row as a spreadsheet numbers it (the header is row 1).
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import warnings
 from pathlib import Path
@@ -21,6 +26,9 @@ from ._split import Task, split_indices
 
 MAX_INFERRED_CLASSES = 20
 """An integer-valued target with at most this many distinct values is taken as class labels."""
+MAX_REGRESSION_TARGET = 1e15
+"""Largest magnitude of a regression target: models train in float32, whose squared errors (and the targets'
+variance, which zoo models scale their output by) overflow near 1.8e19; 1e15 leaves room for sums over many rows."""
 
 
 @register_prefix("csv:")
@@ -47,10 +55,13 @@ def load_csv(
 
     numeric = [c for c in features.columns if _is_numeric(features[c])]
     categorical = [c for c in features.columns if c not in numeric]
-    transformer = _column_transformer(numeric, categorical).fit(features.iloc[train])
-    X_train, X_val, X_test = (
-        transformer.transform(features.iloc[rows]).astype(np.float32) for rows in (train, val, test)
-    )
+    _check_finite(features[numeric], path, "feature column")
+    with np.errstate(all="ignore"):  # overflow is detected below and named, not printed as a warning
+        transformer = _column_transformer(numeric, categorical).fit(features.iloc[train])
+        _check_statistics(transformer, features[numeric].iloc[train], path)
+        X_train, X_val, X_test = (
+            _transform(transformer, features.iloc[rows], numeric, path) for rows in (train, val, test)
+        )
     preprocessing = {
         "kind": "columns",
         "target": target,
@@ -86,14 +97,26 @@ def _read_frame(path: Path) -> pd.DataFrame:
         raise DataError(f"CSV file {str(path)!r} does not exist or is not a file; check the path")
     try:
         frame = pd.read_csv(path, low_memory=False)
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
     except pd.errors.EmptyDataError as error:
         raise DataError(f"{path}: the CSV file is empty") from error
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
         reason = str(error).strip().splitlines()[0]
         raise DataError(f"{path}: not a readable CSV file ({reason})") from error
+    _check_unique_names(header, path)
     if frame.empty:
         raise DataError(f"{path}: the CSV file has a header but no data rows")
     return frame
+
+
+def _check_unique_names(header: list[str], path: Path) -> None:
+    """Refuse a header naming one column twice (pandas would silently rename the second ``NAME.1``)."""
+    seen: dict[str, int] = {}
+    for number, name in enumerate(header, start=1):
+        if name in seen:
+            raise DataError(f"{path}: column name {name[:80]!r} appears twice in the header (columns "
+                            f"{seen[name]} and {number}); rename one so that every column has its own name")
+        seen[name] = number
 
 
 def _drop_missing_targets(frame: pd.DataFrame, target: str, path: Any) -> tuple[pd.DataFrame, int]:
@@ -103,7 +126,7 @@ def _drop_missing_targets(frame: pd.DataFrame, target: str, path: Any) -> tuple[
         raise DataError(f"{path}: target column {target!r} has no values")
     if n_missing:
         warnings.warn(f"{path}: dropped {n_missing} rows with no value in target {target!r}", stacklevel=3)
-    return frame.loc[~missing].reset_index(drop=True), n_missing
+    return frame.loc[~missing], n_missing  # the index stays the data row's position, for error messages
 
 
 def _feature_frame(features: pd.DataFrame, path: Any, target: str) -> pd.DataFrame:
@@ -124,6 +147,8 @@ def _feature_frame(features: pd.DataFrame, path: Any, target: str) -> pd.DataFra
 
 def _encode_target(target: pd.Series, task: Task, path: Any) -> tuple[np.ndarray, list[str] | None]:
     """int64 class indices and class names, or float32 values for regression."""
+    if _is_numeric(target):
+        _check_finite(target.to_frame(), path, "target column")
     if task == "regression":
         if not _is_numeric(target):
             example = target.iloc[0]
@@ -131,19 +156,88 @@ def _encode_target(target: pd.Series, task: Task, path: Any) -> tuple[np.ndarray
                 f"{path}: target column {target.name!r} is not numeric (e.g. {example!r}), so it cannot be "
                 "a regression target; use --task classification"
             )
+        _check_target_range(target, path)
         return target.to_numpy(dtype=np.float32), None
     values = target.to_numpy()
-    if _is_numeric(target) and np.all(values == np.round(values)):
-        values = values.astype(np.int64)  # class "3", not "3.0"
+    if _is_numeric(target) and np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
+        values = values.astype(np.int64)  # class "3", not "3.0" (where exact: 1e300 stays a float)
     elif not _is_numeric(target):
         values = values.astype(str)
     labels, y = np.unique(values, return_inverse=True)
     if len(labels) < 2:
         raise DataError(
-            f"{path}: target column {target.name!r} has a single class ({labels[0]!r}); "
+            f"{path}: target column {target.name!r} has a single class ({str(labels[0])[:80]!r}); "
             "a classifier needs at least two"
         )
     return y.astype(np.int64), [str(label) for label in labels]
+
+
+def _where(path: Any, column: Any, position: Any) -> str:
+    """``PATH: column 'NAME', row N`` for the data row at ``position`` (the frame's index)."""
+    return f"{path}: column {str(column)[:80]!r}, row {spreadsheet_row(path, int(position))}"
+
+
+def spreadsheet_row(path: Any, position: int) -> int:
+    """The row a spreadsheet shows for data row ``position`` (0-based; pandas skips empty lines, a spreadsheet
+    does not): the header is row 1. Read again only to name a row in an error."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as file:
+            data_rows = -1  # the header is the first record that is not empty
+            for number, record in enumerate(csv.reader(file), start=1):
+                if not record or (len(record) == 1 and record[0] and not record[0].strip()):
+                    continue  # an empty line, as pandas reads it
+                data_rows += 1
+                if data_rows == position + 1:
+                    return number
+    except (OSError, csv.Error):  # a field beyond the csv module's size limit: count without empty lines
+        pass
+    return position + 2
+
+
+def _check_finite(numbers: pd.DataFrame, path: Any, what: str) -> None:
+    """Refuse an infinite value (``inf``, ``-inf``, or a number beyond float64 such as ``1e999``)."""
+    for column in numbers.columns:
+        infinite = np.isinf(numbers[column].to_numpy(dtype=np.float64))
+        if infinite.any():
+            row = numbers.index[np.argmax(infinite)]
+            value = numbers[column].loc[row]
+            raise DataError(f"{_where(path, column, row)}: infinite value {value} in {what}; replace it with a "
+                            "finite number, or leave the cell empty to mark it missing")
+
+
+def _check_target_range(target: pd.Series, path: Any) -> None:
+    """Refuse a regression target beyond ``MAX_REGRESSION_TARGET``."""
+    values = target.to_numpy(dtype=np.float64)
+    too_large = np.abs(values) > MAX_REGRESSION_TARGET
+    if too_large.any():
+        row = target.index[np.argmax(too_large)]
+        raise DataError(f"{_where(path, target.name, row)}: regression target {values[np.argmax(too_large)]:.3g} "
+                        f"is beyond +-{MAX_REGRESSION_TARGET:.0e}, where float32 training overflows; rescale the "
+                        "column (e.g. other units or its logarithm)")
+
+
+def _check_statistics(transformer: Any, train: pd.DataFrame, path: Any) -> None:
+    """Refuse a numeric column whose train mean or standard deviation overflows float64."""
+    if train.shape[1] == 0:
+        return
+    _, scaler = transformer.named_transformers_["numeric"]
+    for column, mean, scale in zip(train.columns, scaler.mean_, scaler.scale_, strict=True):
+        if not (np.isfinite(mean) and np.isfinite(scale)):
+            values = train[column].abs()
+            raise DataError(f"{_where(path, column, values.idxmax())}: value {train[column][values.idxmax()]:.3g} "
+                            "is too large to standardize; rescale the column (e.g. other units or its logarithm)")
+
+
+def _transform(transformer: Any, rows: pd.DataFrame, numeric: list[str], path: Any) -> np.ndarray:
+    """The rows standardized and encoded as float32; a value that leaves float32 once standardized is refused."""
+    X = transformer.transform(rows).astype(np.float32)
+    bad = ~np.isfinite(X[:, : len(numeric)])
+    if bad.any():
+        position, index = np.argwhere(bad)[0]
+        column, row = numeric[index], rows.index[position]
+        raise DataError(f"{_where(path, column, row)}: value {rows[column][row]:.3g} is too far from the train "
+                        "rows' values to standardize in float32; rescale the column or drop that row")
+    return X
 
 
 def _is_numeric(column: pd.Series) -> bool:

@@ -7,7 +7,8 @@ archive loads as ``ts:PREFIX``, where ``PREFIX_TRAIN.ts`` and ``PREFIX_TEST.ts``
 ``*_TEST.ts`` (``ts:data/ERing``).
 
 Supported: ``@timeStamps false``, ``@equalLength true``, ``@classLabel true ...``; a value ``?`` or
-``NaN`` is refused (``@missing true`` alone is fine). Anything else is a DataError naming the file and line.
+``NaN`` is refused (``@missing true`` alone is fine), and so is a value too large to standardize. Anything else is
+a DataError naming the file and line.
 Samples are float32 ``(channels, length)`` standardized per channel with the mean and std of the train
 split. Class labels map to indices in sorted order (numeric order when all are numbers). The test file
 is the test split; validation is a seeded, stratified part of the train file: 10% of it, but at least
@@ -53,6 +54,8 @@ class TsFile:
     labels: list[str]
     class_labels: list[str]
     """The labels declared by ``@classLabel true``, in file order."""
+    lines: list[int]
+    """The line number of each series in the file, for error messages."""
 
 
 def read_ts(path: Path) -> TsFile:
@@ -64,6 +67,7 @@ def read_ts(path: Path) -> TsFile:
     header: dict[str, object] = {}
     series: list[np.ndarray] = []
     labels: list[str] = []
+    lines: list[int] = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -82,16 +86,20 @@ def read_ts(path: Path) -> TsFile:
                 )
             series.append(values)
             labels.append(label)
+            lines.append(number)
     if "data" not in header:
         raise DataError(f"{path}: no @data line; is it a .ts file?")
     if not series:
         raise DataError(f"{path}: no series after @data; the file is empty or truncated")
     X = np.stack(series)
     _check_declared_shape(path, header, X.shape)
-    return TsFile(str(header.get("problemname", path.stem)), X, labels, list(header["classlabel"]))  # type: ignore[arg-type]
+    return TsFile(str(header.get("problemname", path.stem)), X, labels, list(header["classlabel"]),  # type: ignore[arg-type]
+                  lines)
 
 
 def _read_header(line: str, header: dict[str, object], where: str) -> None:
+    if not line[1:].strip():
+        raise DataError(f"{where}: a lone '@' is not a header; write @TAG VALUE (e.g. @problemName NAME)")
     written, *rest_ = line[1:].split(maxsplit=1)
     tag, rest = written.lower(), (rest_[0] if rest_ else "").strip()
     if tag == "data":
@@ -130,6 +138,8 @@ def _read_series(line: str, header: dict[str, object], where: str) -> tuple[np.n
     label = label.strip()
     if not dimensions:
         raise DataError(f"{where}: expected 'values:...:label', found no ':' in the line")
+    if not label:
+        raise DataError(f"{where}: the series has no class label after its last ':'; add one of the declared labels")
     if label not in header["classlabel"]:  # type: ignore[operator]
         declared = " ".join(header["classlabel"])  # type: ignore[arg-type]
         raise DataError(f"{where}: class label {label!r} is not among the declared ones ({declared})")
@@ -230,21 +240,29 @@ def load_ts_pair(train_path: Path, test_path: Path, *, name: str, split_seed: in
         raise DataError(f"{train_path}: holds {len(y_all)} series; train and validation need at least 2")
     n_val = validation_size(len(y_all), len(np.unique(y_all)))
     train, val = holdout_indices(y_all, n_val, "classification", split_seed=split_seed)
-    mean = train_file.X[train].mean(axis=(0, 2))
-    std = train_file.X[train].std(axis=(0, 2))
+    with np.errstate(all="ignore"):  # overflow is detected and named, not printed as a warning
+        mean = train_file.X[train].mean(axis=(0, 2))
+        std = train_file.X[train].std(axis=(0, 2))
     std = np.where(std < 1e-12, 1.0, std)  # a constant channel keeps scale 1
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        _refuse_largest(train_path, train_file, train, "is too large to standardize")
 
-    def scale(X: np.ndarray) -> np.ndarray:
-        return ((X - mean[:, None]) / std[:, None]).astype(np.float32)
+    def scale(X: np.ndarray, file: TsFile, path: Path, rows: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            scaled = ((X - mean[:, None]) / std[:, None]).astype(np.float32)
+        if not np.isfinite(scaled).all():
+            bad = rows[~np.isfinite(scaled).all(axis=(1, 2))]
+            _refuse_largest(path, file, bad, "is too far from the train series' values to standardize in float32")
+        return scaled
 
     return Dataset(
         name=name,
         task="classification",
-        X_train=scale(train_file.X[train]),
+        X_train=scale(train_file.X[train], train_file, train_path, train),
         y_train=y_all[train],
-        X_val=scale(train_file.X[val]),
+        X_val=scale(train_file.X[val], train_file, train_path, val),
         y_val=y_all[val],
-        X_test=scale(test_file.X),
+        X_test=scale(test_file.X, test_file, test_path, np.arange(len(test_file.X))),
         y_test=y_test,
         classes=classes,
         preprocessing={
@@ -257,6 +275,16 @@ def load_ts_pair(train_path: Path, test_path: Path, *, name: str, split_seed: in
         },
         source=str(train_path.parent.resolve()),
     )
+
+
+def _refuse_largest(path: Path, file: TsFile, rows: np.ndarray, problem: str) -> None:
+    """DataError naming the line of the largest-magnitude value among the series ``rows`` of ``file``."""
+    magnitudes = np.abs(file.X[rows]).max(axis=(1, 2))
+    series = rows[int(np.argmax(magnitudes))]
+    channel = int(np.abs(file.X[series]).max(axis=1).argmax()) + 1
+    value = file.X[series].flat[np.abs(file.X[series]).argmax()]
+    raise DataError(f"{path}:{file.lines[series]}: value {value:.3g} of channel {channel} {problem}; rescale that "
+                    "channel (e.g. other units) or drop the series")
 
 
 def sort_labels(labels: list[str]) -> list[str]:
