@@ -26,6 +26,7 @@ from torch.nn.utils import parametrize
 
 from ._version import __version__
 from .artifact import read_artifact, write_artifact
+from .artifact.metadata import check_metadata
 from .errors import ArtifactError, ConfigError, ModelError
 from .models import build_model, check_input_shape
 from .models._registry import IN_MEMORY, not_rebuildable
@@ -254,9 +255,7 @@ def load(path: str | Path, *, trust_code: bool = False, keep_parametrizations: b
     further compression and saving the packed form need.
     """
     tensors, meta = read_artifact(path)
-    spec = meta.get("model")
-    if not isinstance(spec, dict):
-        raise ArtifactError(f"{path}: the file has no model description; re-create it with `wattless train`")
+    spec = check_metadata(meta, str(path))["model"]
     packed = meta.pop("packed", None)
     try:
         module = module_from_tensors(spec, tensors, source=str(path), trust_code=trust_code,
