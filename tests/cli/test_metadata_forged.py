@@ -135,3 +135,12 @@ def test_forged_onnx_metadata_is_one_error(exported, work, user_error, fast, tex
     path = _forge_onnx(exported, work.parent / f"forged-{work.name}.onnx", text(good))
     for extra in ((), ("--dataset", "digits")):
         user_error(("measure", path, "--engines", "onnxruntime", *fast, *extra), fragment, "re-export the model")
+
+
+@pytest.mark.parametrize("kwargs", [{"hidden": [10**30]}, {"hidden": "zzz"}, {"hidden": [-7]}, {"zzz": 1},
+                                    {"hidden": [[1]]}, {"dropout": "x" * 10_000}])
+def test_forged_model_options_are_one_short_error(stored, work, user_error, kwargs):
+    """Options the architecture refuses (here in a file's metadata): one line, however long the value."""
+    tensors, meta = stored
+    write_artifact("model.wlz", tensors, _set(meta, "model.kwargs", kwargs))
+    assert len(user_error(("inspect", "model.wlz")).err) < 400
