@@ -167,3 +167,24 @@ def test_a_model_loaded_for_inference_is_measured_and_compressed_from_its_file(t
     result = wattless.compress(folded, digits, tmp_path / "p.wlz", steps=["prune.magnitude:sparsity=0.5,"
                                                                           "finetune_epochs=0"], measure_result=False)
     assert [step["technique"] for step in wattless.load(result.path).recipe] == ["quantize.ptq", "prune.magnitude"]
+
+
+def test_integer_weights_are_refused_for_float_parameters(tmp_path, trained_mlp):
+    """An int64 state_dict would be cast to floats without a word, and the model would guess (10% accuracy)."""
+    path = tmp_path / "int64.pt"
+    torch.save({k: v.to(torch.int64) for k, v in trained_mlp.module.state_dict().items()}, path)
+    with pytest.raises(ArtifactError, match=r"weight '1.weight' holds int64 values, the model needs floating-point"):
+        import_weights(path, trained_mlp.spec, {})
+
+
+def test_a_raw_pickle_is_one_error_without_torch_warnings(tmp_path, trained_mlp):
+    import pickle
+    import warnings
+
+    path = tmp_path / "raw.pt"
+    path.write_bytes(pickle.dumps({"1.weight": [1.0]}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ArtifactError, match="not a plain state_dict"):
+            import_weights(path, trained_mlp.spec, {})
+    assert [str(w.message) for w in caught] == []

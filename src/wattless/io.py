@@ -16,6 +16,8 @@ import copy
 import json
 import os
 import tempfile
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ._version import __version__
-from .artifact import read_artifact, write_artifact
+from .artifact import read_artifact, read_metadata, write_artifact
+from .artifact.metadata import check_metadata
 from .errors import ArtifactError, ConfigError, ModelError
 from .models import build_model, check_input_shape
 from .models._registry import IN_MEMORY, not_rebuildable
@@ -175,6 +178,12 @@ def _check_shapes(skeleton: nn.Module, tensors: dict[str, torch.Tensor], source:
         k = wrong[0]
         raise ArtifactError(f"{source}: weight {k!r} has shape {list(found[k])}, the model needs "
                             f"{list(expected[k])}; check --model and its options")
+    floats = [k for k, v in skeleton.state_dict().items() if v.is_floating_point()]
+    wrong = [k for k in floats if not tensors[k].is_floating_point()]
+    if wrong:  # load_state_dict would cast integers to floats without a word
+        k = wrong[0]
+        raise ArtifactError(f"{source}: weight {k!r} holds {str(tensors[k].dtype).removeprefix('torch.')} values, "
+                            "the model needs floating-point weights; save the trained model's float state_dict")
 
 
 def _unpack_weights(tensors: dict[str, torch.Tensor], described: Any, source: str) -> dict[str, PackedWeight]:
@@ -246,6 +255,28 @@ def module_from_tensors(spec: dict[str, Any], tensors: dict[str, torch.Tensor], 
     return module.eval()
 
 
+SMALL_TENSOR_BYTES = 2**16
+"""Bytes a stored tensor may decode to beyond what its weight holds (activation quantizers, codebooks)."""
+
+
+def _tensor_limits(meta: dict[str, Any], trust_code: bool, source: str) -> Callable[[str], int]:
+    """The most bytes each stored tensor of a model file may decode to: what its weight in the architecture the
+    metadata describes holds (8 bytes an element, whatever the dtype), so that a forged shape is refused before
+    anything that size is allocated. Built on the ``meta`` device: no memory."""
+    from .techniques import discover_techniques
+
+    discover_techniques()
+    with torch.device("meta"):
+        skeleton = _built(meta["model"], meta.get("structure"), trust_code, source)
+    sizes = {name: value.numel() * 8 for name, value in skeleton.state_dict().items()}
+
+    def limit(name: str) -> int:
+        key = name[len(PACKED_PREFIX):].rpartition(".")[0] if name.startswith(PACKED_PREFIX) else name
+        return sizes.get(key, 0) + SMALL_TENSOR_BYTES
+
+    return limit
+
+
 def load(path: str | Path, *, trust_code: bool = False, keep_parametrizations: bool = False) -> WattlessModel:
     """Read a ``.wlz`` model file (no pickle; user code only with ``trust_code``).
 
@@ -253,16 +284,15 @@ def load(path: str | Path, *, trust_code: bool = False, keep_parametrizations: b
     ``keep_parametrizations=True`` keeps them as parametrizations (each call decodes the codes again), which
     further compression and saving the packed form need.
     """
-    tensors, meta = read_artifact(path)
-    spec = meta.get("model")
-    if not isinstance(spec, dict):
-        raise ArtifactError(f"{path}: the file has no model description; re-create it with `wattless train`")
-    packed = meta.pop("packed", None)
+    meta = check_metadata(read_metadata(path), str(path))
     try:
-        module = module_from_tensors(spec, tensors, source=str(path), trust_code=trust_code,
-                                     packed=packed, structure=meta.pop("structure", None))
+        tensors, _ = read_artifact(path, tensor_limit=_tensor_limits(meta, trust_code, str(path)))
+        module = module_from_tensors(meta["model"], tensors, source=str(path), trust_code=trust_code,
+                                     packed=meta.get("packed"), structure=meta.get("structure"))
     except ModelError as exc:
         raise ArtifactError(f"{path}: {exc}") from exc
+    packed = meta.pop("packed", None)
+    meta.pop("structure", None)
     check_recipe_versions(meta.setdefault("recipe", []), str(path))
     if keep_parametrizations or not packed:
         return WattlessModel(module, meta, path=Path(path))
@@ -302,7 +332,9 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError) as exc:
             raise ArtifactError(f"{path}: not a readable .safetensors file ({exc})") from exc
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about raw pickles; the one error line below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types on corrupt or unsafe files
         raise ArtifactError(f"{path}: not a plain state_dict of tensors (it is corrupt, or holds pickled objects "
                             "that are not loaded for safety); save `model.state_dict()` with torch.save, "

@@ -71,7 +71,7 @@ def test_the_examples_use_the_index_they_are_named_after():
         ("gaps", {"nonzeros": -1}, "nonzeros -1"),
         ("gaps", {"nonzeros": True}, "nonzeros True"),
         ("gaps", {"nonzeros": 6}, "sparse values data has 20 bytes, expected 24"),
-        ("gaps", {"nonzeros": 4}, "sparse values data has 20 bytes, expected 16"),
+        ("gaps", {"nonzeros": 4}, "gap_entries 8, expected an integer in \\[4, 7\\]"),  # 996 zeros: 3 escapes at most
         ("gaps", {"shape": [2**40, 2**20]}, "limit"),
         ("gaps", {"shape": [2**28], "nonzeros": 2**28, "gap_entries": 2**28}, "sparse index data has 8 bytes"),
         ("gaps", {"dtype": "float64"}, "unsupported dtype"),
@@ -85,7 +85,7 @@ def test_the_examples_use_the_index_they_are_named_after():
         ("gaps", {"gap_entries": 1001}, "gap_entries 1001"),  # more codes than elements
         ("gaps", {"gap_entries": 2**40}, "gap_entries"),
         ("gaps", {"gap_entries": 4}, "gap_entries 4"),  # fewer codes than non-zeros
-        ("gaps", {"gap_entries": 9}, "sparse index data has 8 bytes, expected 9"),
+        ("gaps", {"gap_entries": 9}, "gap_entries 9"),  # 995 zeros: 3 escapes at most
         ("gaps", {"index_bytes": 7}, "sparse index data has 7 bytes"),  # index stream too short
         ("gaps", {"index_bytes": 9}, "sparse index data has 9 bytes"),  # index stream too long
         ("gaps", {"index_bytes": 29}, "index_bytes 29"),  # past the stored data
@@ -117,7 +117,8 @@ def gaps_stream(codes: list[int], values: list[float], numel: int, dtype: torch.
 @pytest.mark.parametrize(
     ("codes", "values", "numel", "dtype", "message"),
     [
-        ([0, 3, 0], [1.0, 2.0], 4, torch.float32, "reach position 4, past the 4 elements"),
+        ([0, 2], [1.0, 2.0], 3, torch.float32, "reach position 3, past the 3 elements"),
+        ([0, 3, 0], [1.0, 2.0], 4, torch.float32, "gap_entries 3, expected an integer in \\[2, 2\\]"),
         ([0, 3], [1.0], 10, torch.float32, "the last one a value"),  # ends with an escape
         ([0, 1, 2], [1.0, 2.0], 10, torch.float32, "exactly 2 values"),  # three value codes
         ([1, 1], [1.0, 0.0], 10, torch.float32, "hold a zero"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,18 +24,16 @@ def timing_options(batches: str | Sequence[int], threads: int, repeats: int) -> 
 
 def file_metadata(path: Path) -> dict[str, Any] | None:
     """The model metadata a ``.wlz`` or ``.onnx`` file carries (architecture, data set, recipe), or None."""
+    from ..artifact.metadata import check_metadata, onnx_metadata
+
     if path.suffix == ".wlz":
         from ..artifact import read_metadata
 
-        return read_metadata(path)
+        return check_metadata(read_metadata(path), str(path))
     if path.suffix == ".onnx":
         from ..deploy import read_onnx_metadata
 
-        try:
-            meta = json.loads(read_onnx_metadata(path).get("wattless", "{}"))
-        except json.JSONDecodeError:
-            return None
-        return meta if isinstance(meta, dict) else None
+        return onnx_metadata(read_onnx_metadata(path), str(path)) or None
     return None
 
 

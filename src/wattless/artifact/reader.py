@@ -46,7 +46,7 @@ _REMEDY = "re-create it with `wattless train` or `wattless compress`"
 
 
 def read_artifact(
-    path: str | os.PathLike[str], *, max_tensor_bytes: int = 2**31
+    path: str | os.PathLike[str], *, max_tensor_bytes: int = 2**31, tensor_limit: Callable[[str], int] | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load the tensors (by name, sorted) and the user metadata of a `.wlz` file.
 
@@ -54,6 +54,8 @@ def read_artifact(
         path: the `.wlz` file.
         max_tensor_bytes: the most bytes one tensor may take, stored or decoded; a file that
             asks for more is refused before anything that size is allocated.
+        tensor_limit: the most bytes the tensor of a given name may decode to (at most `max_tensor_bytes`),
+            e.g. what the model the metadata describes holds; a larger one is refused before it is decoded.
 
     Raises:
         ArtifactError: the file is missing, unreadable, corrupt, or from a newer wattless.
@@ -84,7 +86,11 @@ def read_artifact(
             tensors = {}
             for name in sorted(table):
                 entry = table[name]
-                tensor = ENCODINGS[entry["encoding"]].decode(stored_tensor(name), entry, max_tensor_bytes)
+                limit = max_tensor_bytes if tensor_limit is None else min(max_tensor_bytes, tensor_limit(name))
+                try:
+                    tensor = ENCODINGS[entry["encoding"]].decode(stored_tensor(name), entry, limit)
+                except FormatError as error:
+                    raise FormatError(f"tensor {name[:80]!r}: {error}") from error
                 _check_bool_values(name, tensor)
                 tensors[name] = tensor
     return tensors, metadata

@@ -141,7 +141,8 @@ def decode_sparse(stored: torch.Tensor, entry: dict[str, Any], max_bytes: int) -
         raise FormatError("sparse entry has a zstd or byte-planes flag that is not true or false")
     if index_kind == "gaps":
         bits = _int_field(entry, "gap_bits", 1, MAX_GAP_BITS)
-        entries = _int_field(entry, "gap_entries", count, numel)
+        # each escape skips 2**bits - 1 of the numel - count zeros
+        entries = _int_field(entry, "gap_entries", count, count + (numel - count) // (2**bits - 1))
     data = stored.numpy().tobytes()
     index_size = packed_size(numel, 1) if index_kind == "bitmap" else packed_size(entries, bits)
     index = stream_bytes(data[:index_bytes], index_size, entry["index_zstd"], "sparse index")
@@ -177,10 +178,11 @@ def _values(data: bytes, count: int, dtype: torch.dtype, entry: dict[str, Any]) 
 
 def _bitmap_positions(bitmap: bytes, numel: int, count: int) -> np.ndarray:
     """The non-zero mask that `bitmap` encodes, checked to have `count` bits set and zero padding."""
-    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
-    if bits[numel:].any() or np.count_nonzero(bits) != count:
+    packed = np.frombuffer(bitmap, dtype=np.uint8)
+    padding = packed[-1] >> (numel % 8) if numel % 8 else 0
+    if padding or int(np.bitwise_count(packed).sum(dtype=np.int64)) != count:  # counted before unpacking
         raise FormatError(f"sparse bitmap does not have exactly {count} bits set among its {numel}")
-    return bits[:numel].view(np.bool_)
+    return np.unpackbits(packed, count=numel, bitorder="little").view(np.bool_)
 
 
 def _gap_positions(packed: bytes, bits: int, entries: int, count: int, numel: int) -> np.ndarray:

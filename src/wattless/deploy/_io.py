@@ -52,6 +52,30 @@ def load_onnx_model(path: str | os.PathLike, *, with_weights: bool = True) -> on
     return model
 
 
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
+
+
+def check_finite_weights(path: str | os.PathLike) -> None:
+    """Refuse an ONNX file whose float weights (initializers and constants, in subgraphs too) hold NaN or infinite
+    values: it would run and give a wrong answer (ArtifactError naming the first such weight)."""
+    from onnx import numpy_helper
+
+    graphs = [load_onnx_model(path).graph]
+    while graphs:
+        graph = graphs.pop()
+        tensors = list(graph.initializer)
+        for node in graph.node:
+            for attribute in node.attribute:
+                tensors.extend([attribute.t] if attribute.HasField("t") else attribute.tensors)
+                graphs.extend([attribute.g] if attribute.HasField("g") else attribute.graphs)
+        for tensor in tensors:
+            if tensor.data_type in _FLOAT_TYPES and tensor.data_location != onnx.TensorProto.EXTERNAL:
+                values = np.asarray(numpy_helper.to_array(tensor), dtype=np.float32)
+                if not np.isfinite(values).all():
+                    raise ArtifactError(f"{path}: weight {tensor.name[:80]!r} holds NaN or infinite values; "
+                                        "retrain or re-export the model")
+
+
 def set_metadata_props(model: onnx.ModelProto, metadata: Mapping[str, str]) -> None:
     """Add or overwrite string key/value pairs in the model's ``metadata_props``."""
     for key, value in metadata.items():

@@ -10,7 +10,7 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from ..errors import ArtifactError, ConfigError, DataError
-from ._io import check_sample_shape, existing_file, first_line, load_onnx_model, metadata_props
+from ._io import check_finite_weights, check_sample_shape, existing_file, first_line, load_onnx_model, metadata_props
 
 # ORT's exceptions derive from Exception directly; these are the ones a bad file or bad input raise.
 _ORT_LOAD_ERRORS = (
@@ -52,6 +52,7 @@ class OnnxModel:
             )
         except _ORT_LOAD_ERRORS as error:
             raise ArtifactError(f"{self.path} is not a loadable ONNX model ({first_line(error)})") from None
+        check_finite_weights(self.path)  # after ONNX Runtime has checked where any external data lies
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             names = [value.name for value in inputs]

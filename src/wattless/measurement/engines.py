@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import importlib
-import json
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
@@ -95,12 +94,10 @@ class OnnxRunner(Runner):
 
     @property
     def metadata(self) -> dict[str, Any]:
-        """The ``wattless`` record written at export (architecture, data set, recipe), or {}."""
-        try:
-            meta = json.loads(self.model.metadata.get("wattless", "{}"))
-        except json.JSONDecodeError:
-            return {}
-        return meta if isinstance(meta, dict) else {}
+        """The ``wattless`` record written at export (architecture, data set, recipe), checked; {} when it has none."""
+        from ..artifact.metadata import onnx_metadata
+
+        return onnx_metadata(self.model.metadata, str(self.path))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.model.predict(X)

@@ -90,7 +90,11 @@ def build_model(spec: dict[str, Any], *, trust_code: bool = False) -> nn.Module:
     name = spec.get("name")
     if not isinstance(name, str):
         raise ModelError(f"model spec has no valid name: {spec!r}")
-    kwargs = dict(spec.get("kwargs") or {})
+    kwargs = spec.get("kwargs") or {}
+    if not isinstance(kwargs, dict) or not all(isinstance(key, str) for key in kwargs):
+        raise ModelError(f"the options of model {name[:80]!r} must be a mapping of names to values, got "
+                         f"{_short(kwargs)}")
+    kwargs = dict(kwargs)
     input_shape = tuple(spec.get("input_shape") or ())
     num_outputs = int(spec.get("num_outputs") or 1)
     if name.startswith(IN_MEMORY):
@@ -117,15 +121,22 @@ def build_model(spec: dict[str, Any], *, trust_code: bool = False) -> nn.Module:
     try:
         model = call()
     except TypeError as exc:
-        raise ModelError(f"cannot build model {name!r} with options {kwargs}: {exc}") from exc
-    except ValueError as exc:
-        raise ModelError(f"cannot build model {name!r} for input {list(input_shape)}: {exc}") from exc
+        raise ModelError(f"cannot build model {name!r} with options {_short(kwargs)}: {_short(exc)}") from exc
+    except (ValueError, RuntimeError, OverflowError) as exc:  # RuntimeError: torch refusing a size, e.g. negative
+        raise ModelError(f"cannot build model {name!r} with options {_short(kwargs)} for input "
+                         f"{_short(list(input_shape))}: {_short(exc)}") from exc
     if not isinstance(model, nn.Module):
         raise ModelError(f"factory for {name!r} returned {type(model).__name__}, not a torch.nn.Module")
     output = spec.get("output")
     if output is None and is_import_path(name) and input_shape:
         output = _output_kind(model, input_shape)
     return adapt_output(model, output)
+
+
+def _short(value: object, limit: int = 120) -> str:
+    """``value`` as text on one line, cut to ``limit`` characters (file contents can hold anything)."""
+    text = " ".join(str(value)[: limit * 4].split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _output_kind(model: nn.Module, input_shape: tuple[int, ...]) -> str | None:
