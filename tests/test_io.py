@@ -188,3 +188,10 @@ def test_a_raw_pickle_is_one_error_without_torch_warnings(tmp_path, trained_mlp)
         with pytest.raises(ArtifactError, match="not a plain state_dict"):
             import_weights(path, trained_mlp.spec, {})
     assert [str(w.message) for w in caught] == []
+
+
+def test_an_onnx_file_is_named_as_such_where_a_wlz_is_needed(tmp_path):
+    onnx_file = tmp_path / "model.onnx"
+    onnx_file.write_bytes(b"\x08\x07\x12\x07pytorch")  # the start of a real ONNX protobuf
+    with pytest.raises(ArtifactError, match="is an ONNX file: `wattless measure` runs it"):
+        load(onnx_file)

@@ -284,6 +284,9 @@ def load(path: str | Path, *, trust_code: bool = False, keep_parametrizations: b
     ``keep_parametrizations=True`` keeps them as parametrizations (each call decodes the codes again), which
     further compression and saving the packed form need.
     """
+    if Path(path).suffix.lower() == ".onnx":
+        raise ArtifactError(f"{path} is an ONNX file: `wattless measure` runs it; inspect, compress and export take "
+                            "the .wlz model it was exported from")
     meta = check_metadata(read_metadata(path), str(path))
     try:
         tensors, _ = read_artifact(path, tensor_limit=_tensor_limits(meta, trust_code, str(path)))
