@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 sys.path.insert(0, str(Path(__file__).parent))  # fuzzkit, the modules' shared helpers
 
-from fuzzkit import TINY_STUDY, run_hostile  # noqa: E402
+from fuzzkit import TINY_STUDY, Seed, run_hostile  # noqa: E402
 
 from wattless.testing import run_cli  # noqa: E402
 
@@ -53,7 +53,7 @@ def tiny_wlz(seeds) -> bytes:
     assert result.code == 0, result.err
     for args in (("inspect", path), ("measure", path, "--engines", "torch", "--batch", "1", "--repeats", "1")):
         assert run_cli(*args).code == 0
-    return path.read_bytes()
+    return Seed(path.read_bytes())
 
 
 @pytest.fixture(scope="session")
@@ -63,19 +63,19 @@ def tiny_onnx(seeds, tiny_wlz) -> bytes:
     result = run_cli("export", seeds / "tiny.wlz", "-o", path)
     assert result.code == 0, result.err
     assert run_cli("measure", path, "--engines", "onnxruntime", "--batch", "1", "--repeats", "1").code == 0
-    return path.read_bytes()
+    return Seed(path.read_bytes())
 
 
 @pytest.fixture(scope="session")
-def swept(seeds) -> tuple[bytes, Path]:
-    """The runs database of the seed study, swept once for real, and the folder of its artifacts."""
+def swept(seeds) -> bytes:
+    """The runs database of the seed study, swept once for real (its artifacts stay in the session's folder)."""
     folder = seeds / "sweep"
     folder.mkdir()
     (folder / "tiny.yaml").write_text(TINY_STUDY)
     result = run_cli("sweep", folder / "tiny.yaml", "--db", folder / "runs.db", "--out", folder / "runs",
                      "--workers", "1", "-q")
     assert result.code == 0, result.err
-    return (folder / "runs.db").read_bytes(), folder / "runs"
+    return Seed((folder / "runs.db").read_bytes())
 
 
 @pytest.fixture(scope="session")

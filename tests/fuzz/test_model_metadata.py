@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
-from fuzzkit import edited, fuzz_settings, is_finite_number, metadata_edits
+from fuzzkit import Shown, edited, fuzz_settings, is_finite_number, metadata_edits
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,17 +27,17 @@ SLOW = {
                  "--batch", "1", "--repeats", "1", "--json"),
 }
 @pytest.fixture(scope="module")
-def seed_file(tiny_wlz) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The seed model's tensors and metadata, read by wattless' own reader."""
+def seed_file(tiny_wlz) -> Shown:
+    """The seed model's tensors and metadata (as ``.value``), read by wattless' own reader."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "m.wlz"
         path.write_bytes(tiny_wlz)
-        return read_artifact(path)
+        return Shown(read_artifact(path), "the seed model's tensors and metadata")
 
 
 def forged_bytes(seed_file, edits) -> bytes:
     """The seed file with its metadata edited (the tensors untouched): a well-formed file wattless could write."""
-    tensors, meta = seed_file
+    tensors, meta = seed_file.value
     meta = edited(meta, edits)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "m.wlz"
@@ -70,7 +68,7 @@ ISSUE_CASES = [  # issue 17, item 3: each crashed at least one command
 @fuzz_settings(20)
 @given(command=st.sampled_from(sorted(CHEAP)), data=st.data())
 def test_forged_metadata_inspect_measure(hostile, seed_file, command, data):
-    edits = data.draw(metadata_edits(seed_file[1]), label="edits")
+    edits = data.draw(metadata_edits(seed_file.value[1]), label="edits")
     result = hostile(CHEAP[command], {"m.wlz": forged_bytes(seed_file, edits)})
     check_record(command, result)
 
@@ -88,6 +86,6 @@ def test_the_issues_forged_fields(hostile, seed_file, command, edits):
 @fuzz_settings(4)
 @given(command=st.sampled_from(sorted(SLOW)), data=st.data())
 def test_forged_metadata_export_compress(hostile, seed_file, command, data):
-    edits = data.draw(metadata_edits(seed_file[1]), label="edits")
+    edits = data.draw(metadata_edits(seed_file.value[1]), label="edits")
     result = hostile(SLOW[command], {"m.wlz": forged_bytes(seed_file, edits)})
     check_record(command, result)

@@ -7,7 +7,7 @@ import json
 
 import onnx
 import pytest
-from fuzzkit import HOSTILE_JSON, TEXTS, edited, fuzz_settings, is_finite_number, metadata_edits
+from fuzzkit import HOSTILE_JSON, TEXTS, Shown, edited, fuzz_settings, is_finite_number, metadata_edits
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -17,10 +17,10 @@ MEASURE = ("measure", "m.onnx", "--engines", "onnxruntime", "--batch", "1", "--r
 
 
 @pytest.fixture(scope="module")
-def seed_model(tiny_onnx) -> tuple[onnx.ModelProto, str]:
-    """The seed ONNX model and its ``wattless`` metadata text."""
+def seed_model(tiny_onnx) -> Shown:
+    """The seed ONNX model and its ``wattless`` metadata text (as ``.value``)."""
     model = onnx.load_from_string(tiny_onnx)
-    return model, {prop.key: prop.value for prop in model.metadata_props}["wattless"]
+    return Shown((model, {prop.key: prop.value for prop in model.metadata_props}["wattless"]), "the seed ONNX model")
 
 
 def with_props(model: onnx.ModelProto, props: dict[str, str]) -> bytes:
@@ -57,7 +57,7 @@ def check_record(result) -> None:
        dataset=st.sampled_from([(), ("--dataset", "digits")]))
 @example(data=None, precision=None, dataset=()).via("issue 17: the seed record as a JSON list")
 def test_forged_onnx_metadata(hostile, seed_model, data, precision, dataset):
-    model, seed_text = seed_model
+    model, seed_text = seed_model.value
     text = f"[{seed_text}]" if data is None else data.draw(records(seed_text), label="wattless")
     props = {"wattless": text} | ({"precision": precision} if precision is not None else {})
     check_record(hostile([*MEASURE, *dataset], {"m.onnx": with_props(model, props)}))
@@ -69,7 +69,7 @@ def test_forged_onnx_metadata(hostile, seed_model, data, precision, dataset):
 def test_the_issues_onnx_records(hostile, seed_model, text):
     """The issue's cases (cut-off JSON, a JSON list, 100,000 nested brackets, ``params: "many"``) and a forged
     ``original.size_bytes_fp32: -5`` (which printed "-0.00x")."""
-    model, seed_text = seed_model
+    model, seed_text = seed_model.value
     meta = json.loads(seed_text)
     text = {"cut": seed_text[: len(seed_text) // 2],
             "params-many": json.dumps({**meta, "params": "many"}),

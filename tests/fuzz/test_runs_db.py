@@ -77,13 +77,13 @@ def forgeries() -> st.SearchStrategy:
 @fuzz_settings(20)
 @given(reader=st.sampled_from(sorted(READERS)), forgery=forgeries())
 def test_forged_database_readers(hostile, swept, reader, forgery):
-    hostile(READERS[reader], {"runs.db": forged_db(swept[0], *forgery)})
+    hostile(READERS[reader], {"runs.db": forged_db(swept, *forgery)})
 
 
 @fuzz_settings(4)
 @given(forgery=forgeries())
 def test_forged_database_report(hostile, swept, forgery):
-    hostile(REPORT, {"runs.db": forged_db(swept[0], *forgery)})
+    hostile(REPORT, {"runs.db": forged_db(swept, *forgery)})
 
 
 @fuzz_settings(4)
@@ -91,7 +91,7 @@ def test_forged_database_report(hostile, swept, forgery):
 def test_forged_database_sweep(hostile, swept, forgery):
     """A sweep resumes from any database: its forged rows are skipped, refused or run again, and the file is only
     changed by a sweep that ran (a refusal leaves it as it was)."""
-    hostile(SWEEP, {"runs.db": forged_db(swept[0], *forgery), "s.yaml": TINY_STUDY.encode()}, inputs=["s.yaml"],
+    hostile(SWEEP, {"runs.db": forged_db(swept, *forgery), "s.yaml": TINY_STUDY.encode()}, inputs=["s.yaml"],
             partial="trials failed")
 
 
@@ -102,9 +102,9 @@ def test_the_issues_bad_rows(hostile, swept, command, column, value):
     """The issue's corrupt rows, on every reading command."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "runs.db"
-        path.write_bytes(swept[0])
+        path.write_bytes(swept)
         conn = sqlite3.connect(path, isolation_level=None)
-        conn.execute(f"UPDATE runs SET {column} = ? WHERE id = 1", (value,))
+        conn.execute(f"UPDATE runs SET {column} = ? WHERE id IN (1, 2)", (value,))
         conn.close()
         data = path.read_bytes()
     hostile(REPORT if command == "report" else READERS[command], {"runs.db": data})
