@@ -41,7 +41,7 @@ class TrainConfig(BaseModel):
 
     epochs: int = Field(10, ge=0, le=10_000)
     batch_size: int = Field(128, ge=1)
-    lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="learning rate (onecycle: its peak)")
+    lr: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False, description="learning rate (onecycle: its peak)")
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)

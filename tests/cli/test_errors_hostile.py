@@ -75,9 +75,14 @@ def test_a_seed_out_of_range_is_one_error(user_error, model_path, command, value
     user_error([*args, f"--seed={value}"], "--seed")
 
 
-@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "0", "-0.1"])
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "0", "-0.1", "1e300", "11"])
 def test_a_learning_rate_that_is_not_a_positive_finite_number_is_refused_at_once(user_error, value):
-    user_error([*TRAIN, f"--lr={value}"], "--lr")
+    user_error([*TRAIN, f"--lr={value}"], "--lr")  # 1e300 is finite but overflows float32 in the optimizer
+
+
+@pytest.mark.parametrize("step", ["prune.magnitude:lr=inf", "prune.magnitude:lr=1e300", "quantize.qat:lr=nan"])
+def test_a_techniques_learning_rate_out_of_range_is_refused_at_once(user_error, model_path, step):
+    user_error(["compress", model_path, "--step", step, "-o", "x.wlz"], "lr")
 
 
 @pytest.mark.parametrize("option, value", [("--threads", "100000"), ("--repeats", "99999999999999999999"),

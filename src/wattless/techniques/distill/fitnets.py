@@ -41,7 +41,7 @@ class FitNetsConfig(DistillConfig):
     hint_layer: str | None = Field(None, description="teacher layer whose output is the hint (default: middle)")
     guided_layer: str | None = Field(None, description="student layer guided by the hint (default: same depth)")
     hint_epochs: int = Field(5, ge=0, le=10_000, description="epochs of the hint stage")
-    hint_lr: float = Field(1e-3, gt=0, description="learning rate of the hint stage")
+    hint_lr: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False, description="learning rate of the hint stage")
 
 
 class _LayerReached(Exception):

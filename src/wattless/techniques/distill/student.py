@@ -37,7 +37,7 @@ class DistillConfig(TechniqueConfig):
     width: float = Field(0.5, gt=0.0, le=1.0, description="fraction of channels kept (teacher-* students)")
     importance: Literal["l1", "taylor"] = Field("l1", description="channel ranking when narrowing the teacher")
     epochs: int = Field(10, ge=0, le=10_000)
-    lr: float = Field(1e-3, gt=0, description="learning rate")
+    lr: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False, description="learning rate")
     batch_size: int = Field(128, ge=1)
     temperature: float = Field(4.0, gt=0, description="softmax temperature of the soft targets")
     alpha: float = Field(0.9, ge=0.0, le=1.0, description="weight of the soft-target term; 1 - alpha on the labels")

@@ -34,7 +34,7 @@ class FactorizeConfig(TechniqueConfig):
     RANK_RULES: ClassVar[tuple[str, ...]] = ()
     layers: list[str] | None = Field(None, description="layer names; default: every supported layer")
     finetune_epochs: int = Field(2, ge=0, le=1000)
-    lr: float = Field(1e-3, gt=0, description="fine-tuning learning rate")
+    lr: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False, description="fine-tuning learning rate")
 
     @model_validator(mode="before")
     @classmethod

@@ -45,7 +45,7 @@ class MagnitudePruneConfig(TechniqueConfig):
     schedule: Literal["oneshot", "iterative", "gradual"] = "oneshot"
     steps: int = Field(3, ge=1, le=100, description="prune-retrain rounds of the iterative schedule")
     finetune_epochs: int = Field(2, ge=0, le=1000, description="fine-tuning epochs in all (every schedule)")
-    lr: float = Field(5e-4, gt=0, description="fine-tuning learning rate")
+    lr: float = Field(5e-4, gt=0, le=10, allow_inf_nan=False, description="fine-tuning learning rate")
     layer_sparsity: dict[str, float] = Field(default_factory=dict, description="per-layer overrides (scope=layer)")
 
     @field_validator("layer_sparsity")

@@ -25,7 +25,7 @@ class NMPruneConfig(TechniqueConfig):
     n: int = Field(2, ge=1, le=255, description="weights kept in every group")
     m: int = Field(4, ge=2, le=256, description="consecutive weights per group, along the input dimension")
     finetune_epochs: int = Field(2, ge=0, le=1000)
-    lr: float = Field(5e-4, gt=0, description="fine-tuning learning rate")
+    lr: float = Field(5e-4, gt=0, le=10, allow_inf_nan=False, description="fine-tuning learning rate")
 
     @model_validator(mode="after")
     def _n_below_m(self) -> NMPruneConfig:

@@ -19,8 +19,9 @@ from .qat import train_and_freeze
 class LowBitConfig(TechniqueConfig):
     finetune_epochs: int = Field(3, ge=0, le=1000, validation_alias=AliasChoices("finetune_epochs", "epochs"),
                                  description="quantization-aware fine-tuning epochs (``epochs`` is accepted too)")
-    lr: float = Field(1e-3, gt=0, description="fine-tuning learning rate (small data sets: try 1e-2, so that "
-                                            "latent weights cross zero within few steps)")
+    lr: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False,
+                      description="fine-tuning learning rate (small data sets: try 1e-2, so that "
+                                  "latent weights cross zero within few steps)")
 
 
 @register_technique("quantize.binary", LowBitConfig, applies_to=QUANTIZABLE_LAYERS,

@@ -36,7 +36,7 @@ class QATConfig(TechniqueConfig):
     act_bits: int = Field(8, ge=2, le=16, description="activation bits when activations=true")
     finetune_epochs: int = Field(3, ge=0, le=1000, validation_alias=AliasChoices("finetune_epochs", "epochs"),
                                  description="quantization-aware fine-tuning epochs (``epochs`` is accepted too)")
-    lr: float = Field(1e-3, gt=0, description="fine-tuning learning rate")
+    lr: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False, description="fine-tuning learning rate")
     granularity: Literal["tensor", "channel"] = "channel"
 
 
