@@ -69,6 +69,20 @@ def test_compress_refuses_bad_requests(tmp_path, fp32_file, digits):
     assert not (tmp_path / "x.wlz").exists()
 
 
+def test_compress_writes_nothing_when_measuring_the_result_fails(tmp_path, fp32_file, digits, monkeypatch):
+    def fails(*args, **kwargs):
+        raise DataError("the measurement failed")
+
+    monkeypatch.setattr(wattless.api._compress, "_before_after", fails)
+    out = tmp_path / "x.wlz"
+    out.write_bytes(b"the user's file")
+    with pytest.raises(DataError, match="the measurement failed"):
+        wattless.compress(fp32_file, digits, out, steps=["prune.magnitude:sparsity=0.5,finetune_epochs=0"],
+                          force=True)
+    assert out.read_bytes() == b"the user's file"  # the old file stays whole, and nothing was added beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.wlz"]
+
+
 def test_measure_refuses_data_of_another_shape(fp32_file):
     with pytest.raises(DataError, match=r"shape \[64\].*\[30\]"):
         wattless.measure(fp32_file, "breast-cancer", repeats=1)

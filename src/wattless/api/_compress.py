@@ -156,22 +156,25 @@ def compress(model: WattlessModel | str | Path, dataset: Dataset | str | None, o
     source, source_files = _source(model, trust_code)
     data = dataset_for(dataset, source.meta, data_dir=data_dir, target=target, task=task)
     # A kill must never leave the new model beside the old model's steps file: the recipe writes the model into a
-    # staging folder; then the old steps file goes, the model moves into place (one rename), and its steps follow.
-    # A kill in between leaves the old model without steps or the new one without steps, never a mismatched pair.
+    # staging folder, where it is also measured (a failure there leaves the user's files as they were); then the
+    # old steps file goes, the model moves into place (one rename), and its steps follow. A kill in between leaves
+    # the old model without steps or the new one without steps, never a mismatched pair.
+    baseline = measured = None
     with staging_folder(out) as staging:
+        staged = staging / out.name
         with footprint:
-            pipeline = run_recipe(source, data, parsed, staging / out.name, seed=seed, on_step=on_step)
+            pipeline = run_recipe(source, data, parsed, staged, seed=seed, on_step=on_step)
+        if measure_result:
+            baseline, measured = _before_after(source_files[0] if source_files else source, staged, data, timing,
+                                               trust_code)
         steps_file.unlink(missing_ok=True)
-        os.replace(staging / out.name, out)
-    for record in pipeline.records:  # a deployment's stage record names the file it measured
-        if record.get("artifact") == str(staging / out.name):
+        os.replace(staged, out)
+    for record in [*pipeline.records, measured or {}]:  # records name the file they measured: the staged one
+        if record.get("artifact") == str(staged):
             record["artifact"] = str(out)
     write_text_atomic(steps_file, json.dumps(pipeline.records, default=str, indent=1) + "\n")
-    result = CompressResult(out, steps=pipeline.records, footprint=footprint.result.as_dict(), steps_file=steps_file)
-    if measure_result:
-        result.baseline, result.record = _before_after(source_files[0] if source_files else source, out, data,
-                                                       timing, trust_code)
-    return result
+    return CompressResult(out, steps=pipeline.records, footprint=footprint.result.as_dict(), steps_file=steps_file,
+                          baseline=baseline, record=measured)
 
 
 def _before_after(original: WattlessModel | Path, out: Path, data: Dataset, timing: dict[str, Any],
