@@ -49,6 +49,8 @@ def test_a_long_document_is_refused_from_its_events():
     ("x: " + "[" * 500_000 + "]" * 500_000 + "\n", "nest more than"),  # libyaml's composer would crash
     ("!!python/object/apply:os.system ['echo owned']", "not valid YAML"),
     ("a: [1\n", "not valid YAML"),
+    ("name: !!int x\n", "a tagged value cannot be read"),  # found by make fuzz
+    ("when: !!timestamp yesterday\n", "a tagged value cannot be read"),
 ])
 def test_bad_documents_are_one_config_error(text, message):
     with pytest.raises(ConfigError, match=message):

@@ -147,6 +147,9 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source}: nested too deeply to read; flatten it") from None
     except yaml.YAMLError as exc:
         raise YAMLSyntaxError(f"{source}: not valid YAML ({_describe(exc)})") from None
+    except (ValueError, TypeError, OverflowError, AttributeError) as exc:  # a !!tag on a value it does not fit
+        raise ConfigError(f"{source}: a tagged value cannot be read ({_describe(exc)}); remove the !!tag or fix the "
+                          "value") from None
 
 
 def read_yaml(path: str | Path, what: str) -> Any:

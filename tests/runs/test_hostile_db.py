@@ -88,6 +88,20 @@ def test_a_foreign_runs_table_is_not_ours(tmp_path):
             RunsDB(path, create=create)
 
 
+def test_a_table_missing_a_column_of_its_version_is_refused_before_any_write(tmp_path):
+    path = tmp_path / "edited.db"
+    with RunsDB(path) as runs:
+        runs.add(record(), key="k0")
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE runs RENAME COLUMN accuracy TO acc")  # found by make fuzz: a sweep then crashed
+    conn.close()
+    before = path.read_bytes()
+    for create in (True, False):
+        with pytest.raises(Exception, match="lacks the column.s. accuracy"):
+            RunsDB(path, create=create)
+    assert path.read_bytes() == before
+
+
 def damaged_files(folder):
     """name -> a file every reader must refuse."""
     good = folder / "good.db"

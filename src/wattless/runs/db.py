@@ -104,6 +104,7 @@ class RunsDB:
                 self._retry(lambda: self.conn.execute("PRAGMA journal_mode = WAL"))
                 self.conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
                 self._migrate()
+                self._check_columns()
         except BaseException as exc:
             self.conn.close()
             if not isinstance(exc, sqlite3.DatabaseError) or _is_locked(exc):
@@ -133,9 +134,13 @@ class RunsDB:
 
     def _check_ours(self) -> None:
         """Refuse another program's SQLite file, a newer schema, a damaged file and (read-only) an empty one."""
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        objects = [row[0] for row in self.conn.execute("SELECT name FROM sqlite_master")]
-        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
+        self.conn.execute("BEGIN")  # one snapshot: another process may create or migrate the file meanwhile
+        try:
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            objects = [row[0] for row in self.conn.execute("SELECT name FROM sqlite_master")]
+            columns = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
+        finally:
+            self.conn.execute("COMMIT")
         if (columns and (version == 0 or not REQUIRED <= columns)) or (not columns and (objects or version)):
             raise RunsDBError(f"{str(self.path)!r} is a SQLite database of another program (no wattless runs "
                               "table), left unchanged; pass the runs database of `wattless sweep` or `search`")
@@ -148,6 +153,15 @@ class RunsDB:
         problem = self.conn.execute("PRAGMA quick_check(1)").fetchone()[0]  # a cut-off file: before writing to it
         if problem != "ok":
             raise self._damaged(sqlite3.DatabaseError(problem[:200]))
+        if version == len(MIGRATIONS):
+            self._check_columns()
+
+    def _check_columns(self) -> None:
+        """Refuse a current-version table lacking columns (edited elsewhere): a write would fail half-way."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
+        if columns and (missing := [name for name in COLUMNS if name not in columns]):
+            raise RunsDBError(f"runs database {str(self.path)!r} lacks the column(s) {', '.join(missing[:5])} of its "
+                              "schema version (changed outside wattless); restore a backup or pass another --db")
 
     def close(self) -> None:
         self.conn.close()
