@@ -31,8 +31,9 @@ FIELDS = ["sparsity", "bits", "finetune_epochs", "lr", "clusters", "rank", "ener
 def safe_value(option: str, text: str) -> bool:
     """Leave out values that are valid and large: they ask for long work, which is no bug (those that are invalid
     or hostile stay, huge ones included)."""
+    words = text.replace(",", " ").split()  # str.split also splits on Unicode spaces such as U+0085
     try:
-        number = float(text.replace(",", " ").split()[-1]) if text.strip(", ") else 0
+        number = float(words[-1]) if words else 0
     except ValueError:
         return True
     return not (option in ("--threads", "--repeats") and 4 < number <= 100_000
