@@ -63,20 +63,29 @@ def _is_stale(entry: os.DirEntry, pid: str | None) -> bool:
         return False
     if pid is None:
         return age > STALE_AFTER_S
-    return age > PID_REUSED_AFTER_S or not _running(int(pid))
+    return age > PID_REUSED_AFTER_S or not process_alive(int(pid))
 
 
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (True where that cannot be asked: age alone decides)."""
+
+def process_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` runs on this machine; a zombie (killed, not yet reaped) counts as gone. True where
+    that cannot be asked (Windows: signal 0 is CTRL_C_EVENT there, not a question). Standard library only, like
+    the rest of this module."""
+    if not pid:
+        return False
     if os.name != "posix":
-        return True  # on Windows signal 0 is CTRL_C_EVENT, not a question
+        return True
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except (ProcessLookupError, OverflowError):  # no such process, or a pid this system cannot have
         return False
-    except PermissionError:  # another user's process
+    except PermissionError:  # exists, owned by another user
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # "pid (name) state ...": the state follows the last ')'
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 @contextmanager

@@ -8,12 +8,12 @@ wrote it. Anything else (a file the user made or edited, an unknown file, a sub-
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 
 from .._atomic import write_text_atomic
+from .._files import file_sha256
 from ..errors import ConfigError
 
 MANIFEST = ".wattless-demo.json"
@@ -70,12 +70,3 @@ def _sha256_or_none(path: Path) -> str | None:
         return file_sha256(path)
     except OSError:
         return None
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

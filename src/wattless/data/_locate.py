@@ -18,6 +18,7 @@ from pathlib import Path
 
 import platformdirs
 
+from .._files import file_sha256 as sha256_of_file
 from ..errors import DataError
 
 DATA_ENV = "WATTLESS_DATA"
@@ -80,11 +81,7 @@ def file_sha256(path: Path) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _hash_file(path: str, mtime_ns: int, size_bytes: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while block := stream.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_of_file(path)
 
 
 def verify_sha256(path: Path, expected: str) -> None:

@@ -13,7 +13,6 @@ the layers that changed. ZigZag writes its logs and output folders in a temporar
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import tempfile
@@ -23,6 +22,7 @@ from typing import Any
 
 import torch
 
+from .._files import file_sha256
 from ..errors import ModelError
 from .onnx_graph import _MAC_OPS
 from .provenance import figure
@@ -81,7 +81,7 @@ def simulate(model, arch: Architecture, *, partial: bool = False, cache_dir: Pat
     cache = cache_folder(cache_dir)
     from_file = isinstance(model, str | os.PathLike)
     if from_file:
-        whole_key = "onnx-" + digest({"file": _file_digest(Path(model)), "arch": arch.digest, "zigzag": version,
+        whole_key = "onnx-" + digest({"file": file_sha256(model), "arch": arch.digest, "zigzag": version,
                                       "partial": partial})
     else:
         weight_bits, act_bits = layer_precisions(model)
@@ -159,14 +159,6 @@ def _simulate_layers(jobs: list[LayerJob], arch: Architecture, version: str, cac
         raise ModelError(f"ZigZag could simulate no layer of this model on {arch.name}: "
                          f"{skipped[0]['reason'] if skipped else 'it has no Conv, Gemm or MatMul'}")
     return _summary(layers, skipped, arch, version, warnings)
-
-
-def _file_digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def _model_key(model, weight_bits: dict[str, int], act_bits: dict[str, int], arch: Architecture, version: str,

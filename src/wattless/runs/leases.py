@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 
+from .._atomic import process_alive
 from ..errors import ConfigError
 
 HOST_ENV = "WATTLESS_HOST"
@@ -42,23 +43,6 @@ def lease_seconds() -> float:
     if not 0.1 <= value <= 86_400:
         raise ConfigError(f"{LEASE_ENV}={text[:40]!r} must be a number of seconds between 0.1 and 86400")
     return value
-
-
-def process_alive(pid: int | None) -> bool:
-    """Whether process ``pid`` runs on this machine (a zombie, killed but not yet reaped, counts as gone)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:  # "pid (name) state ...": the state follows the last ')'
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def held_elsewhere(row: sqlite3.Row | dict, host: str, pid: int, clock: float) -> bool:

@@ -3,7 +3,6 @@ and the leases of the trials this process runs (see :mod:`wattless.runs.leases`)
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import threading
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._files import file_sha256
 from .db import RunsDB, RunsDBError
 from .leases import held_elsewhere, host_name, lease_seconds
 from .study import Trial
@@ -19,11 +19,7 @@ from .trial import trial_path
 
 def fingerprint(path: str | Path) -> dict[str, Any]:
     """The ``artifact_size`` (bytes) and ``artifact_sha256`` columns of a finished trial's file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return {"artifact_size": os.path.getsize(path), "artifact_sha256": digest.hexdigest()}
+    return {"artifact_size": os.path.getsize(path), "artifact_sha256": file_sha256(path)}
 
 
 def artifact_problem(row: dict[str, Any]) -> str | None:
