@@ -11,7 +11,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -28,6 +28,12 @@ Augmentation = Literal["crop", "flip", "cutout", "randaugment"]
 LATER_FIELDS = ("warmup_epochs", "label_smoothing", "augment", "crop_padding", "cutout")
 """Fields added after the first release: written by ``model_dump`` only when they differ from their defaults."""
 
+MAX_LEARNING_RATE = 10.0
+"""The largest learning rate accepted anywhere: beyond it Adam's and SGD's float32 steps overflow (``--lr 1e300``)
+long before anything is learned."""
+LearningRateValue = Annotated[float, Field(gt=0, le=MAX_LEARNING_RATE, allow_inf_nan=False)]
+"""A learning rate field (training and every technique's fine-tuning): finite, > 0, <= MAX_LEARNING_RATE."""
+
 
 class TrainConfig(BaseModel):
     """How to train. Every field has a sensible default; ``extra="forbid"`` turns typos into errors.
@@ -41,7 +47,7 @@ class TrainConfig(BaseModel):
 
     epochs: int = Field(10, ge=0, le=10_000)
     batch_size: int = Field(128, ge=1)
-    lr: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False, description="learning rate (onecycle: its peak)")
+    lr: LearningRateValue = Field(1e-3, description="learning rate (onecycle: its peak)")
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)

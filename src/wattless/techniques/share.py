@@ -26,6 +26,7 @@ from torch.nn.utils import parametrize
 
 from ..errors import ConfigError
 from ..packed import AffineWeight, CodebookWeight
+from ..train import LearningRateValue
 from ._registry import Context, TechniqueConfig, finetune, register_technique
 from .prune.magnitude import LINEAR_OR_CONV, prunable_weights
 
@@ -37,7 +38,7 @@ class KMeansShareConfig(TechniqueConfig):
     clusters: int = Field(16, ge=2, le=65536, description="shared values per layer (codes of ceil(log2) bits)")
     init: Literal["linear", "density", "random"] = Field("linear", description="k-means initialisation")
     finetune_epochs: int = Field(1, ge=0, le=1000, description="centroid fine-tuning epochs")
-    lr: float = Field(1e-4, gt=0, le=10, allow_inf_nan=False, description="centroid fine-tuning learning rate")
+    lr: LearningRateValue = Field(1e-4, description="centroid fine-tuning learning rate")
     bias_bits: int | None = Field(None, ge=2, le=16, description="also store biases as codes of this many bits on "
                                   "a uniform grid from min to max (None: float32 biases)")
 

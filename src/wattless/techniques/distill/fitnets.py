@@ -24,7 +24,7 @@ from pydantic import ConfigDict, Field
 from torch import nn
 
 from ...errors import ConfigError
-from ...train import TrainConfig, fit, seed_everything
+from ...train import LearningRateValue, TrainConfig, fit, seed_everything
 from .._registry import Applied, Context, register_technique
 from .hinton import train_on_soft_targets
 from .student import DistillConfig, build_student, narrowable, student_architecture
@@ -41,7 +41,7 @@ class FitNetsConfig(DistillConfig):
     hint_layer: str | None = Field(None, description="teacher layer whose output is the hint (default: middle)")
     guided_layer: str | None = Field(None, description="student layer guided by the hint (default: same depth)")
     hint_epochs: int = Field(5, ge=0, le=10_000, description="epochs of the hint stage")
-    hint_lr: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False, description="learning rate of the hint stage")
+    hint_lr: LearningRateValue = Field(1e-3, description="learning rate of the hint stage")
 
 
 class _LayerReached(Exception):

@@ -17,7 +17,7 @@ from torch.nn.utils import parametrize
 from ...errors import ConfigError
 from ...models import build_model, check_input_shape, is_import_path, list_models, spec_for
 from ...models._registry import HF_PREFIX
-from ...train import seed_everything
+from ...train import LearningRateValue, seed_everything
 from .._registry import Context, TechniqueConfig
 from ..prune.structured import StructuredPruneConfig, prunable_reason, prune_structured
 
@@ -37,7 +37,7 @@ class DistillConfig(TechniqueConfig):
     width: float = Field(0.5, gt=0.0, le=1.0, description="fraction of channels kept (teacher-* students)")
     importance: Literal["l1", "taylor"] = Field("l1", description="channel ranking when narrowing the teacher")
     epochs: int = Field(10, ge=0, le=10_000)
-    lr: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False, description="learning rate")
+    lr: LearningRateValue = Field(1e-3, description="learning rate")
     batch_size: int = Field(128, ge=1)
     temperature: float = Field(4.0, gt=0, description="softmax temperature of the soft targets")
     alpha: float = Field(0.9, ge=0.0, le=1.0, description="weight of the soft-target term; 1 - alpha on the labels")

@@ -14,6 +14,7 @@ from torch.nn.utils import parametrize
 from ...errors import ConfigError
 from ...models._inputs import error_line, zero_sample_forward
 from ...structure import record_edit
+from ...train import LearningRateValue
 from .._registry import Context, TechniqueConfig
 from .._registry import finetune as finetune_weights
 
@@ -34,7 +35,7 @@ class FactorizeConfig(TechniqueConfig):
     RANK_RULES: ClassVar[tuple[str, ...]] = ()
     layers: list[str] | None = Field(None, description="layer names; default: every supported layer")
     finetune_epochs: int = Field(2, ge=0, le=1000)
-    lr: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False, description="fine-tuning learning rate")
+    lr: LearningRateValue = Field(1e-3, description="fine-tuning learning rate")
 
     @model_validator(mode="before")
     @classmethod

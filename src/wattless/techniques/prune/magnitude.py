@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ...errors import ConfigError
-from ...train import steps_per_epoch
+from ...train import LearningRateValue, steps_per_epoch
 from .._registry import Context, TechniqueConfig, finetune, finetune_config, layers_of, register_technique
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -45,7 +45,7 @@ class MagnitudePruneConfig(TechniqueConfig):
     schedule: Literal["oneshot", "iterative", "gradual"] = "oneshot"
     steps: int = Field(3, ge=1, le=100, description="prune-retrain rounds of the iterative schedule")
     finetune_epochs: int = Field(2, ge=0, le=1000, description="fine-tuning epochs in all (every schedule)")
-    lr: float = Field(5e-4, gt=0, le=10, allow_inf_nan=False, description="fine-tuning learning rate")
+    lr: LearningRateValue = Field(5e-4, description="fine-tuning learning rate")
     layer_sparsity: dict[str, float] = Field(default_factory=dict, description="per-layer overrides (scope=layer)")
 
     @field_validator("layer_sparsity")

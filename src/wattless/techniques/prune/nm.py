@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from ...errors import ConfigError
+from ...train import LearningRateValue
 from .._registry import Context, TechniqueConfig, finetune, register_technique
 from .magnitude import LINEAR_OR_CONV, prunable_weights, set_masks
 
@@ -25,7 +26,7 @@ class NMPruneConfig(TechniqueConfig):
     n: int = Field(2, ge=1, le=255, description="weights kept in every group")
     m: int = Field(4, ge=2, le=256, description="consecutive weights per group, along the input dimension")
     finetune_epochs: int = Field(2, ge=0, le=1000)
-    lr: float = Field(5e-4, gt=0, le=10, allow_inf_nan=False, description="fine-tuning learning rate")
+    lr: LearningRateValue = Field(5e-4, description="fine-tuning learning rate")
 
     @model_validator(mode="after")
     def _n_below_m(self) -> NMPruneConfig:

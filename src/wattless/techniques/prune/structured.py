@@ -30,6 +30,7 @@ from ...data import Dataset
 from ...errors import ConfigError
 from ...models._inputs import error_line, zero_sample_forward
 from ...structure import record_edit, register_edit
+from ...train import LearningRateValue
 from .._registry import Context, TechniqueConfig, finetune, register_technique
 from .channel_importance import l1_scores, taylor_scores, thinet_scores
 
@@ -54,7 +55,7 @@ class StructuredPruneConfig(TechniqueConfig):
     ratio: float = Field(0.5, gt=0.0, lt=1.0, description="fraction of channels removed from every prunable layer")
     importance: Literal["l1", "taylor", "thinet"] = "l1"
     finetune_epochs: int = Field(2, ge=0, le=1000)
-    lr: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False, description="fine-tuning learning rate")
+    lr: LearningRateValue = Field(1e-3, description="fine-tuning learning rate")
     round_to: int | None = Field(None, ge=1, description="keep a multiple of this many channels per layer")
     ignore: list[str] = Field(default_factory=list, description="layers (and children) whose outputs keep all channels")
 

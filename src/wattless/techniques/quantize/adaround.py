@@ -41,6 +41,7 @@ from torch.nn.utils import parametrize
 
 from ...errors import DataError
 from ...packed import AffineWeight
+from ...train import LearningRateValue
 from .._registry import Context, TechniqueConfig, register_technique
 from ._layers import MAX_BITS, MIN_BITS, QUANTIZABLE_LAYERS, quantizable_layers
 from .ptq import PTQConfig, quantize_weight
@@ -68,8 +69,7 @@ class AdaRoundConfig(TechniqueConfig):
     iterations: int = Field(1000, ge=0, le=1_000_000, description="Adam steps per layer (0: round to nearest)")
     samples: int = Field(1024, ge=1, description="training rows to calibrate on, drawn with the seed")
     batch_size: int = Field(128, ge=1, description="calibration rows per Adam step")
-    lr: float = Field(0.1, gt=0, le=10, allow_inf_nan=False,
-                      description="Adam learning rate of the rounding variables V")
+    lr: LearningRateValue = Field(0.1, description="Adam learning rate of the rounding variables V")
     reg_weight: float = Field(0.01, ge=0, description="lambda: weight of the rounding regulariser against the "
                               "squared output error (summed over output channels, averaged over rows)")
     warmup: float = Field(0.2, ge=0, lt=1, description="fraction of the iterations before the regulariser starts")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from torch import nn
 
+from ...train import LearningRateValue
 from .._registry import Context, TechniqueConfig, register_technique
 from ._fake import BinaryWeight, TernaryWeight
 from ._layers import QUANTIZABLE_LAYERS, quantizable_layers
@@ -19,8 +20,7 @@ from .qat import train_and_freeze
 class LowBitConfig(TechniqueConfig):
     finetune_epochs: int = Field(3, ge=0, le=1000, validation_alias=AliasChoices("finetune_epochs", "epochs"),
                                  description="quantization-aware fine-tuning epochs (``epochs`` is accepted too)")
-    lr: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False,
-                      description="fine-tuning learning rate (small data sets: try 1e-2, so that "
+    lr: LearningRateValue = Field(1e-3, description="fine-tuning learning rate (small data sets: try 1e-2, so that "
                                   "latent weights cross zero within few steps)")
 
 

@@ -18,6 +18,7 @@ from pydantic import AliasChoices, Field
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ...train import LearningRateValue
 from .._registry import Context, TechniqueConfig, finetune, register_technique
 from ._fake import FakeQuantWeight, UniformWeight, freeze_fake_quantizers
 from ._layers import QUANTIZABLE_LAYERS, quantizable_layers
@@ -36,7 +37,7 @@ class QATConfig(TechniqueConfig):
     act_bits: int = Field(8, ge=2, le=16, description="activation bits when activations=true")
     finetune_epochs: int = Field(3, ge=0, le=1000, validation_alias=AliasChoices("finetune_epochs", "epochs"),
                                  description="quantization-aware fine-tuning epochs (``epochs`` is accepted too)")
-    lr: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False, description="fine-tuning learning rate")
+    lr: LearningRateValue = Field(1e-3, description="fine-tuning learning rate")
     granularity: Literal["tensor", "channel"] = "channel"
 
 
