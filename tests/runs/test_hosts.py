@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from wattless.runs import load_study
 
 COMMAND = [sys.executable, "-c", "from wattless.cli import main; main()", "sweep"]
@@ -32,6 +34,7 @@ def finished_labels(stderr: str) -> list[str]:
     return re.findall(r"^\[ *\d+/\d+\] done +(mlp digits \S+ seed=\d+)", stderr, flags=re.MULTILINE)
 
 
+@pytest.mark.slow  # timing-dependent on an idle machine (host-a may finish no trial before it is killed): -m slow
 def test_two_hosts_share_a_study_and_a_killed_hosts_trial_is_taken_over(tmp_path, write_study):
     study_path = write_study(recipes=RECIPES)
     db, out = tmp_path / "runs.db", tmp_path / "out"
