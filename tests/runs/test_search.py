@@ -20,11 +20,17 @@ def wide_mlp(digits):
     return wattless.train("mlp", digits, model_kwargs={"hidden": [256, 128]}, epochs=10, lr=3e-3, seed=0)
 
 
-def test_size_search_writes_the_smallest_feasible_trial_and_resumes(wide_mlp, digits, tmp_path):
+def test_size_search_writes_the_smallest_feasible_trial_and_resumes(wide_mlp, digits, tmp_path, monkeypatch):
+    # the shipped first trial (150x by sensitivity) is too much for a 64-input MLP fine-tuned for 2 epochs on
+    # digits; start from a milder point of the same space so that this test has a feasible trial to write
+    import wattless.runs.search as searching
+
+    start = {"scope": "global", "sparsity": 0.95, "clusters": 16}
+    monkeypatch.setattr(searching, "first_trial", lambda *args: start)
     db, out = tmp_path / "runs.db", tmp_path / "best.wlz"
     found = search(wide_mlp, digits, out, max_drop=3.0, objective="size", trials=2, db=db, **FAST)
     assert len(found.rows) == 2
-    assert found.rows[0]["params"] == {"scope": "global", "sparsity": 0.95, "clusters": 16}  # deep-compression
+    assert found.rows[0]["params"] == start
     chosen = next(row for row in found.rows if row["status"] == "chosen")
     assert chosen["val_drop"] <= 3 and chosen["test_drop"] <= 3
     feasible = [row for row in found.rows if row["status"] in ("chosen", "within budget")]
@@ -69,7 +75,7 @@ def test_bad_options_fail_before_any_trial(trained_mlp, digits, tmp_path, option
 
 
 
-@pytest.mark.parametrize("objective, shipped", [("size", "deep-compression"), ("latency", "kd-pruned-student-int8")])
+@pytest.mark.parametrize("objective, shipped", [("size", "deep-compression-auto"), ("latency", "kd-pruned-student-int8")])
 def test_the_first_trial_is_the_shipped_recipe(objective, shipped):
     fixed = optuna.trial.FixedTrial(first_trial(objective, default_epochs(objective), int8_allowed=True))
     built = Recipe.from_dict(build_recipe(fixed, objective, ["1", "3"], default_epochs(objective), True))

@@ -9,9 +9,11 @@ reported as ``rejected on test`` and the next best is taken, as ``compress --max
 
 Spaces (``-o`` decides the file kind: ``.onnx`` allows int8 deployment):
 
-- ``size``: gradual magnitude pruning (global sparsity, or one sparsity per layer) then k-means weight sharing
-  (clusters), stored sparse and entropy-coded. The first trial is the shipped ``deep-compression`` recipe,
-  so the search starts from it and can only report something at least as small when it finds it.
+- ``size``: pruning then k-means weight sharing (clusters), stored sparse and entropy-coded. The pruning is
+  sensitivity-driven (``prune.sensitivity``: a size ratio, shared out over the layers by their measured
+  sensitivity) or gradual magnitude pruning with a global sparsity or one sparsity per layer. The first trial
+  is the shipped ``deep-compression-auto`` recipe, so the search starts from it and can only report something
+  at least as small when it finds it.
 - ``latency``: distillation into the teacher structured-pruned to a width, optionally int8 deployment. The
   first trial is the shipped ``kd-pruned-student-int8`` (``.onnx``) or its fp32 form (``.wlz``).
 - ``energy``: either space, chosen per trial.
@@ -37,11 +39,15 @@ from ..ladder import choose_within_budget, drop, objective_value, parse_energy_m
 from ..recipe import OBJECTIVES, Recipe
 from ..techniques.prune.magnitude import prunable_weights
 
-SPACE_VERSION = 1
+SPACE_VERSION = 2
 """Bump when a space changes, so a resumed search never mixes trials of two spaces."""
 CLUSTERS = (8, 16, 32, 64)
-SIZE_RECIPE, LATENCY_RECIPE = "deep-compression", "kd-pruned-student-int8"
+SIZE_RECIPE, LATENCY_RECIPE = "deep-compression-auto", "kd-pruned-student-int8"
 """The shipped recipes the size and latency searches start from (their first trial)."""
+MAGNITUDE_RECIPE = "deep-compression"
+"""The shipped recipe whose magnitude-pruning settings the global and per-layer trials keep."""
+SIZE_RATIOS = (20.0, 400.0)
+"""The range of ``prune.sensitivity``'s size_ratio the size search explores (log-uniform)."""
 
 
 def _shipped_step(recipe: str, technique: str):
@@ -52,7 +58,7 @@ def _shipped_step(recipe: str, technique: str):
 def default_epochs(objective: str) -> int:
     """Fine-tuning (size) or distillation epochs per trial: those of the shipped recipe the search starts from."""
     if objective == "size":
-        return _shipped_step(SIZE_RECIPE, "prune.magnitude").finetune_epochs
+        return _shipped_step(SIZE_RECIPE, "prune.sensitivity").finetune_epochs
     return _shipped_step(LATENCY_RECIPE, "distill.hinton").epochs
 
 
@@ -68,18 +74,26 @@ class SearchResult:
 
 
 def size_recipe(trial, layers: list[str], epochs: int) -> dict[str, Any]:
-    """Prune (global or per layer) -> k-means sharing; the file stores sparse, entropy-coded codes. Every setting
-    the trial does not choose is the shipped ``deep-compression`` recipe's."""
-    prune = {**_shipped_step(SIZE_RECIPE, "prune.magnitude").recipe_fields(), "finetune_epochs": epochs}
-    prune.pop("sparsity"), prune.pop("layer_sparsity", None)
-    if trial.suggest_categorical("scope", ["global", "layer"]) == "global":
-        prune.update(scope="global", sparsity=trial.suggest_float("sparsity", 0.8, 0.98))
+    """Prune (by sensitivity, global or per layer) -> k-means sharing; the file stores sparse, entropy-coded codes.
+    Every setting the trial does not choose is the shipped recipes' (``deep-compression-auto`` for sensitivity,
+    ``deep-compression`` for magnitude pruning)."""
+    scope = trial.suggest_categorical("scope", ["sensitivity", "global", "layer"])
+    if scope == "sensitivity":
+        prune = {**_shipped_step(SIZE_RECIPE, "prune.sensitivity").recipe_fields(), "finetune_epochs": epochs,
+                 "size_ratio": trial.suggest_float("size_ratio", *SIZE_RATIOS, log=True)}
+        step = {"prune.sensitivity": prune}
     else:
-        prune.update(scope="layer", layer_sparsity={
-            name: trial.suggest_float(f"sparsity_{name}", 0.5, 0.99) for name in layers})
+        prune = {**_shipped_step(MAGNITUDE_RECIPE, "prune.magnitude").recipe_fields(), "finetune_epochs": epochs}
+        prune.pop("sparsity"), prune.pop("layer_sparsity", None)
+        if scope == "global":
+            prune.update(scope="global", sparsity=trial.suggest_float("sparsity", 0.8, 0.98))
+        else:
+            prune.update(scope="layer", layer_sparsity={
+                name: trial.suggest_float(f"sparsity_{name}", 0.5, 0.99) for name in layers})
+        step = {"prune.magnitude": prune}
     share = {**_shipped_step(SIZE_RECIPE, "share.kmeans").recipe_fields(),
              "clusters": trial.suggest_categorical("clusters", list(CLUSTERS))}
-    return {"steps": [{"prune.magnitude": prune}, {"share.kmeans": share}]}
+    return {"steps": [step, {"share.kmeans": share}]}
 
 
 def narrow_recipe(trial, epochs: int, int8_allowed: bool) -> dict[str, Any]:
@@ -106,8 +120,8 @@ def build_recipe(trial, objective: str, layers: list[str], epochs: int, int8_all
 def first_trial(objective: str, epochs: int, int8_allowed: bool) -> dict[str, Any]:
     """The shipped recipe the search starts from, as Optuna parameters read from that recipe."""
     if objective == "size":
-        prune, share = _shipped_step(SIZE_RECIPE, "prune.magnitude"), _shipped_step(SIZE_RECIPE, "share.kmeans")
-        return {"scope": prune.scope, "sparsity": prune.sparsity, "clusters": share.clusters}
+        prune, share = _shipped_step(SIZE_RECIPE, "prune.sensitivity"), _shipped_step(SIZE_RECIPE, "share.kmeans")
+        return {"scope": "sensitivity", "size_ratio": prune.size_ratio, "clusters": share.clusters}
     distill = _shipped_step(LATENCY_RECIPE, "distill.hinton")
     start = {"width": distill.width, "importance": distill.importance, **({"int8": True} if int8_allowed else {})}
     return start if objective == "latency" else {"family": "narrow", **start}

@@ -1,0 +1,132 @@
+"""The compression frontier (issue 18): the shipped size recipes on LeNet-300-100 and LeNet-5, their cost, the
+defaults a new user gets, where the bytes of the smallest files go, and how far they are from the entropy floor.
+
+Every row starts from the foundation study's fp32 model. Ratios are against the fp32 state_dict file; drops are
+accuracy points on the validation split (where any choice is made) and the test split (reported). Nothing here
+chooses a variant: each row is a fixed recipe or command.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from targets import Target, provenance_of, verdict
+
+import wattless
+from wattless.pipeline import file_quality
+from wattless.report.format import format_bytes
+
+RECIPES = ("deep-compression", "deep-compression-auto")
+MODELS = ("lenet300", "lenet5")
+RATIO_TARGETS = {"lenet300": 120.0, "lenet5": 80.0}
+"""Issue 18: the shipped recipe's file at least this many times smaller than the fp32 state_dict, within 1 point."""
+MAX_DROP = 1.0
+CPU_MINUTES = 10.0
+DEFAULTS_STEPS = (("prune.magnitude:sparsity=0.9,finetune_epochs=3",),
+                  ("prune.magnitude:sparsity=0.9,finetune_epochs=3", "share.kmeans:clusters=16"))
+"""The README's example with every other setting left at its default, alone and followed by sharing."""
+DEFAULTS_DROP = 0.5
+
+
+def _row(source: Path, out: Path, data, base: dict[str, float], label: str, model: str,
+         footprint: dict[str, Any] | None) -> dict[str, Any]:
+    record = wattless.measure(out, data, batches=(), engines=("torch",))
+    val = file_quality(out, data, "val")["accuracy"]
+    return {"model": model, "variant": label, "path": out, "size": record["size_bytes"],
+            "ratio": record["size_bytes_fp32"] / record["size_bytes"],
+            "ratio_kind": provenance_of(record, "size_bytes"), "val_drop": 100 * (base["val"] - val),
+            "test_drop": 100 * (base["test"] - record["accuracy"]), "nonzero": record.get("nonzero_params"),
+            "cpu_s": footprint["cpu_s"] if footprint else None, "wall_s": footprint["wall_s"] if footprint else None,
+            "footprint": footprint}
+
+
+def _baseline(path: Path, data) -> dict[str, float]:
+    return {split: file_quality(path, data, split)["accuracy"] for split in ("val", "test")}
+
+
+def run_recipes(out_dir: Path, data) -> list[dict[str, Any]]:
+    """Each shipped size recipe on each LeNet, with the footprint `compress` reports."""
+    rows = []
+    for model in MODELS:
+        source = out_dir / f"{model}.wlz"
+        base = _baseline(source, data)
+        for recipe in RECIPES:
+            out = out_dir / f"{model}.{recipe}.wlz"
+            result = wattless.compress(source, data, out, recipe=recipe, measure_result=False, force=True)
+            rows.append(_row(source, out, data, base, recipe, model, result.footprint))
+    return rows
+
+
+def run_defaults(out_dir: Path, data) -> list[dict[str, Any]]:
+    """The README's short command on LeNet-300-100 with the default settings."""
+    source = out_dir / "lenet300.wlz"
+    base = _baseline(source, data)
+    rows = []
+    for number, steps in enumerate(DEFAULTS_STEPS):
+        out = out_dir / f"lenet300.defaults{number}.wlz"
+        result = wattless.compress(source, data, out, steps=list(steps), measure_result=False, force=True)
+        rows.append(_row(source, out, data, base, " ".join(f"--step {step}" for step in steps), "lenet300",
+                         result.footprint))
+    return rows
+
+
+def _recipe_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| model | recipe | file | smaller than fp32 | non-zero weights | val drop | test drop | CPU time | "
+             "wall time |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['model']} | {row['variant']} | {format_bytes(row['size'])} ({row['size']:,} B) | "
+                     f"{row['ratio']:.1f}x | {row['nonzero']:,} | {row['val_drop']:.2f} | {row['test_drop']:.2f} | "
+                     f"{row['cpu_s'] / 60:.1f} min | {row['wall_s'] / 60:.1f} min |")
+    return lines
+
+
+def _recipe_targets(rows: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for model, threshold in RATIO_TARGETS.items():
+        row = next(row for row in rows if row["model"] == model and row["variant"] == "deep-compression-auto")
+        within = row["val_drop"] <= MAX_DROP and row["test_drop"] <= MAX_DROP
+        target = Target(f"{model} deep-compression-auto ratio", ">=", threshold)
+        ratio = verdict(target, row["ratio"], row["ratio_kind"])
+        lines.append(f"- {model}, shipped `deep-compression-auto`: {row['ratio']:.1f}x smaller at "
+                     f"{row['test_drop']:.2f} test points (val {row['val_drop']:.2f}) (>= {threshold:g}x at <= "
+                     f"{MAX_DROP:g} point: {ratio if within else '**missed** (over the accuracy budget)'}).")
+    for row in rows:
+        cpu = verdict(Target("CPU minutes of a shipped recipe", "<", CPU_MINUTES), row["cpu_s"] / 60, "measured")
+        lines.append(f"- Cost of `{row['variant']}` on {row['model']}: {row['cpu_s'] / 60:.1f} CPU-min "
+                     f"({row['footprint']['energy_wh']:.3g} Wh, {row['footprint']['method']}) (< {CPU_MINUTES:g} "
+                     f"CPU-min: {cpu}).")
+    return lines
+
+
+def _defaults_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| command (defaults otherwise) | file | val drop | test drop | CPU time |", "|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| `{row['variant']}` | {format_bytes(row['size'])} | {row['val_drop']:.2f} | "
+                     f"{row['test_drop']:.2f} | {row['cpu_s'] / 60:.1f} min |")
+    first = rows[0]
+    target = Target("test drop of the README's example with defaults (points)", "<=", DEFAULTS_DROP)
+    lines += ["", f"- With default settings, `{DEFAULTS_STEPS[0][0]}` on LeNet-300-100 loses {first['test_drop']:.2f} "
+              f"test points (<= {DEFAULTS_DROP:g}: {verdict(target, first['test_drop'], 'measured')})."]
+    return lines
+
+
+def run(out_dir: Path) -> dict[str, Any]:
+    data = wattless.load_dataset("fashion-mnist")
+    started = time.perf_counter()
+    recipes = run_recipes(out_dir, data)
+    defaults = run_defaults(out_dir, data)
+    with tempfile.TemporaryDirectory():
+        pass
+    seconds = time.perf_counter() - started
+    lines = ["## The compression frontier (issue 18)", "",
+             "The shipped size recipes from the foundation study's fp32 models on Fashion-MNIST, each run by "
+             "`wattless compress MODEL --recipe NAME` (same seed). *smaller than fp32*: vs the fp32 state_dict "
+             "file; drops in accuracy points on validation and test; CPU and wall time: the footprint `compress` "
+             "reports for the recipe (its fine-tuning included, not the measurement).", "",
+             *_recipe_table(recipes), "", *_recipe_targets(recipes), "",
+             "### What a new user gets: the README's example with default settings", "", *_defaults_lines(defaults),
+             "", f"*{seconds:.0f} s in all.*", ""]
+    return {"recipes": recipes, "defaults": defaults, "markdown": "\n".join(lines)}
