@@ -147,12 +147,15 @@ def compare(path: str | Path, python: str | Path | None = None) -> dict[str, Any
     rows = []
     for name, layer in layers.items():
         floor = entropy_floor(layer["codes"])
-        parts = [key for key in stored if key.startswith(f"packed.{name}.")]
+        parts = [key for key in stored if key.startswith(f"packed.{name}.") or key == f"{name}.bias"]
+        given = {f"packed.{name}.weight.codes", f"packed.{name}.weight.codebook"}
+        given |= {f"packed.{name}.bias.codes"} if "bias_codes" in layer else set()
+        side = [key for key in parts if key not in given]  # counted at our bytes beside NNCodec's bitstream
         rows.append({"layer": name, "shape": list(layer["codes"].shape), "numel": int(layer["codes"].size),
                      "nonzeros": int(np.count_nonzero(layer["codes"])), "clusters": int(layer["codebook"].shape[-1]),
                      "floor_mask": floor["mask"], "floor_values": floor["values"], "floor": floor["total"],
                      "ours_codes": stored.get(f"packed.{name}.weight.codes", 0),
-                     "ours_layer": sum(stored[key] for key in parts)})
+                     "ours_layer": sum(stored[key] for key in parts), "side": sum(stored[key] for key in side)})
     result: dict[str, Any] = {"file": str(path), "file_bytes": path.stat().st_size,
                               "tensor_bytes": sum(stored.values()), "layers": rows, "status": NOT_RUN}
     if not layers or not python.exists():
@@ -167,13 +170,12 @@ def compare(path: str | Path, python: str | Path | None = None) -> dict[str, Any
         return result
     for row in rows:
         coded = found["layers"][row["layer"]]
-        bias_side = 8 if "bias_codes" in layers[row["layer"]] else 0  # scale and offset, float32, as ours
         row |= {"nnc_weights": coded["codebook"]["bytes"], "nnc_qp": coded["codebook"]["qp"],
                 "nnc_max_error": coded["codebook"]["max_error"], "nnc_levels": coded["levels"],
-                "nnc_layer": coded["codebook"]["bytes"] + coded.get("bias", 0) + bias_side}
+                "nnc_layer": coded["codebook"]["bytes"] + coded.get("bias", 0) + row["side"]}
     result |= {"status": "ok", "nncodec_version": found["nncodec_version"], "nnc_joint": found["joint"]["bytes"],
                "nnc_joint_max_error": found["joint"]["max_error"],
-               "nnc_side": 8 * sum("bias_codes" in layer for layer in layers.values())}
+               "nnc_side": result["tensor_bytes"] - sum(row["ours_layer"] - row["side"] for row in rows)}
     return result
 
 
@@ -181,26 +183,36 @@ def _kb(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
+def _sum(rows: list[dict[str, Any]], key: str) -> float | None:
+    return None if any(row.get(key) is None for row in rows) else sum(row[key] for row in rows)
+
+
+LEGEND = """Bytes of the same pruned + k-means-shared weights, per layer:
+
+- **floor**: the entropy floor of the stored codes, no tables: where the K non-zero codes are,
+  numel * H(K/numel) bits, plus the non-zero codes' order-0 entropy, K * H0 bits. Our coder's contexts
+  can go below it.
+- **ours codes**: our file's stream of the weight codes alone. **ours layer**: every tensor our file stores
+  for the layer (codes, codebook, and the bias: its codes, scale and offset, or its floats).
+- **NNCodec weights**: NNCodec's bitstream of the weight tensor in NNC codebook mode (DeepCABAC-coded
+  indices, codebook and headers), at the coarsest QP whose decoded weights equal ours exactly (else see the
+  max error). **NNCodec indices**: our codes as signed integers, lossless through DeepCABAC, without the
+  codebook. **NNCodec layer**: NNCodec weights plus NNCodec's bitstream of the bias codes plus, at our
+  bytes, what NNCodec is not given (the bias's float scale and offset, or a float bias).
+- **total**: sums; in the last columns our tensors (and whole file) vs one NNCodec bitstream of every layer
+  plus our bytes of every tensor NNCodec is not given."""
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
-    """One table per file, a row per layer and a total row (bytes), and what each column is."""
-    lines = ["### Packed file vs NNCodec vs the entropy floor", "",
-             "Bytes of the same pruned + k-means-shared weights. **floor**: positions of the non-zero codes, "
-             "numel * H(K/numel) bits, plus the K non-zero codes' order-0 entropy K * H0 bits (no tables). "
-             "**ours codes**: our file's weight-code stream alone; **ours layer**: all the layer's stored tensors "
-             "(codes, codebook, bias codes, scale, offset). **NNCodec weights**: NNCodec's bitstream of the "
-             "weight tensor in NNC codebook mode (indices by DeepCABAC, codebook and headers included), at the "
-             "coarsest QP whose decoded weights equal ours exactly (else the max error is given); "
-             "**NNCodec indices**: our codes as signed integers coded losslessly by DeepCABAC (no codebook); "
-             "**NNCodec layer**: weights plus the bias codes' bitstream plus 8 bytes of bias scale and offset. "
-             "Total row: our whole file and our tensors alone vs one NNCodec bitstream of every layer "
-             "(+ bias scales and offsets)."]
+    """One table per file, a row per layer and a total row (bytes), after :data:`LEGEND`."""
+    lines = ["### Packed file vs NNCodec vs the entropy floor", "", LEGEND]
     for result in results:
-        lines += ["", f"`{Path(result['file']).name}`: NNCodec {result.get('nncodec_version', '')} "
-                      f"{'' if result['status'] == 'ok' else '(' + result['status'] + ')'}".rstrip(), "",
+        rows, status = result["layers"], result["status"]
+        version = f"NNCodec {result['nncodec_version']}" if status == "ok" else f"NNCodec {status}"
+        lines += ["", f"`{Path(result['file']).name}` ({version}):", "",
                   "| layer | shape | non-zero | floor | ours codes | NNCodec weights | NNCodec indices | ours layer "
-                  "| NNCodec layer | NNCodec max error |",
-                  "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
-        for row in result["layers"]:
+                  "| NNCodec layer | NNCodec max error |", "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+        for row in rows:
             error = row.get("nnc_max_error")
             lines.append(f"| {row['layer']} | {'x'.join(map(str, row['shape']))} | {row['nonzeros']:,} "
                          f"| {_kb(row['floor'])} | {_kb(row['ours_codes'])} | {_kb(row.get('nnc_weights'))} "
@@ -208,11 +220,15 @@ def markdown(results: list[dict[str, Any]]) -> str:
                          f"| {'-' if error is None else f'{error:.1g}'} |")
         joint = result.get("nnc_joint")
         total = None if joint is None else joint + result["nnc_side"]
-        floor = sum(row["floor"] for row in result["layers"])
-        codes = sum(row["ours_codes"] for row in result["layers"])
-        lines.append(f"| **total** | | {sum(row['nonzeros'] for row in result['layers']):,} | {_kb(floor)} "
-                     f"| {_kb(codes)} | | | {_kb(result['tensor_bytes'])} (file {result['file_bytes']:,}) "
-                     f"| {_kb(total)} | |")
+        floor, codes = _sum(rows, "floor"), _sum(rows, "ours_codes")
+        lines.append(f"| **total** | | {sum(row['nonzeros'] for row in rows):,} | {_kb(floor)} | {_kb(codes)} "
+                     f"| {_kb(_sum(rows, 'nnc_weights'))} | {_kb(_sum(rows, 'nnc_levels'))} "
+                     f"| {_kb(result['tensor_bytes'])} (file {result['file_bytes']:,}) | {_kb(total)} | |")
+        if rows and floor:
+            verdict = f"Our code streams are {100 * (codes / floor - 1):+.1f}% from the floor"
+            if total is not None:
+                verdict += f"; our tensors are {100 * (result['tensor_bytes'] / total - 1):+.1f}% vs NNCodec's"
+            lines += ["", verdict + "."]
     return "\n".join(lines) + "\n"
 
 
