@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "_nncodec_worker.py"
 DEFAULT_ENV = ROOT.parent / "nnc-venv"
 NOT_RUN = "not run: NNCodec environment missing; run `make nncodec-env`"
-FILES = ("lenet300.search-size.wlz", "lenet300.prune90+kmeans16.wlz", "lenet5.deep-compression.wlz")
+FILES = ("lenet300.search-size.wlz", "lenet300.prune90+kmeans16.wlz", "survey/lenet300.deep.wlz",
+         "survey/lenet5.deep.wlz")
 """Files of ``runs/bench`` that :func:`run` compares, when present."""
 
 
