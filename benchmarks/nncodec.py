@@ -199,7 +199,9 @@ LEGEND = """Bytes of the same pruned + k-means-shared weights, per layer:
   indices, codebook and headers), at the coarsest QP whose decoded weights equal ours exactly (else see the
   max error). **NNCodec indices**: our codes as signed integers, lossless through DeepCABAC, without the
   codebook. **NNCodec layer**: NNCodec weights plus NNCodec's bitstream of the bias codes plus, at our
-  bytes, what NNCodec is not given (the bias's float scale and offset, or a float bias).
+  bytes, what NNCodec is not given (the bias's float scale and offset, or a float bias). Each per-layer
+  bitstream is standalone (one holding a single zero is 33 bytes, each further tensor in a bitstream adds
+  about 16), so the total's single bitstream is less than the sum of the layers.
 - **total**: sums; in the last columns our tensors (and whole file) vs one NNCodec bitstream of every layer
   plus our bytes of every tensor NNCodec is not given."""
 
