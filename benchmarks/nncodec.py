@@ -230,7 +230,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
         if rows and floor:
             verdict = f"Our code streams are {100 * (codes / floor - 1):+.1f}% from the floor"
             if total is not None:
-                verdict += f"; our tensors are {100 * (result['tensor_bytes'] / total - 1):+.1f}% vs NNCodec's"
+                verdict += (f"; our tensors are {100 * (result['tensor_bytes'] / total - 1):+.1f}% and our whole "
+                            f"file (header and metadata too) {100 * (result['file_bytes'] / total - 1):+.1f}% vs "
+                            "NNCodec's")
             lines += ["", verdict + "."]
     return "\n".join(lines) + "\n"
 
