@@ -164,6 +164,27 @@ def encode_mask_and_values(codes: np.ndarray, rows: int, cols: int, stride: int,
     return encoder.get_compressed()
 
 
+def information_bits(codes: np.ndarray, stride: int, alphabet: int) -> tuple[float, float]:
+    """Bits (sum of -log2 p) that the mask and the values of the (rows, cols) int64 `codes` take under the
+    coder's adaptive models: how :func:`encode_mask_and_values`'s one stream divides between the two."""
+    mask = codes != 0
+    model = _MaskModel(*codes.shape, int(np.count_nonzero(mask)), stride)
+    mask_bits = 0.0
+    for i, j in model.diagonals():
+        context, probability = model.probabilities(i, j)
+        bits = mask[i, j]
+        mask_bits -= float(np.log2(np.where(bits, probability, 1 - probability)).sum())
+        model.update(i, j, context, bits)
+    values = codes[mask] - 1
+    counts = np.zeros(alphabet - 1, dtype=np.int64)
+    value_bits = 0.0
+    for start, stop in _value_batches(len(values) if alphabet > 2 else 0):
+        weights = _value_weights(counts)
+        value_bits -= float(np.log2(weights[values[start:stop]] / weights.sum()).sum())
+        counts += np.bincount(values[start:stop], minlength=alphabet - 1)
+    return mask_bits, value_bits
+
+
 def decode_mask_and_values(words: np.ndarray, rows: int, cols: int, stride: int, alphabet: int,
                            nonzeros: int) -> np.ndarray:
     """The (rows, cols) int64 codes from the coder's words; raises FormatError where they do not fit."""

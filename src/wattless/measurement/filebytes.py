@@ -1,0 +1,70 @@
+"""Where a model file's bytes go, layer by layer, against the entropy floor of the symbols it stores.
+
+Built on :func:`wattless.artifact.breakdown.breakdown` (tensor by tensor, with the floor's definition): the
+tensors are grouped by layer, and each layer's bytes are split into its weight's **positions** and **codes**
+streams (the codes of a packed weight, or the values of a plain one), **tables** (a packed tensor's codebook,
+scales, offsets, row widths), **biases** (a plain bias, or a packed bias's codes) and **other** tensors
+(e.g. batch-norm statistics). The floor counts symbols only: a packed tensor's codes at their entropy
+floor, a plain tensor's non-zeros at full width (positions at their floor), tables and the header at nothing.
+So ``file / floor`` is how far the file is from an ideal coder of the same symbols, tables and header included.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+_PARTS = ("positions", "codes", "tables", "biases", "other")
+_FLOORS = ("floor_positions", "floor_codes", "floor_biases", "floor_other")
+
+
+def _natural(name: str) -> list[Any]:
+    """Sort key putting "features.10" after "features.2"."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"[.]", name)]
+
+
+def file_bytes(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Bytes of the `.wlz` file at `path` by part and layer, each layer's entropy floor, and file / floor.
+
+    Returns ``{"format_version", "header": {"safetensors", "frame", "bytes"}, "layers": [row, ...],
+    "total": {"bytes", "floor", "ratio"}}``; each row has ``name``, the byte counts ``positions``, ``codes``,
+    ``tables``, ``biases``, ``other`` and their sum ``bytes``, and the floors (bytes, fractional)
+    ``floor_positions``, ``floor_codes``, ``floor_biases``, ``floor_other`` and their sum ``floor``. The header
+    and the rows' ``bytes`` sum to the file's size exactly.
+
+    Raises:
+        ArtifactError: the file cannot be read (see :func:`wattless.artifact.read_artifact`).
+    """
+    from ..artifact.breakdown import breakdown
+    from ..io import PACKED_PREFIX
+
+    found = breakdown(path)
+    layers: dict[str, dict[str, Any]] = {}
+    for name, tensor in found["tensors"].items():
+        packed = name.startswith(PACKED_PREFIX)
+        key, _, part = name.removeprefix(PACKED_PREFIX).rpartition(".") if packed else (name, "", "")
+        layer, _, tensor_name = key.rpartition(".")
+        row = layers.setdefault(layer, {"name": layer, **dict.fromkeys(_PARTS, 0), **dict.fromkeys(_FLOORS, 0.0)})
+        floor = tensor["floor_positions"] + tensor["floor_values"]
+        if packed and not part.startswith("codes"):  # codes, or codes_b<bits> of affine-rows
+            row["tables"] += tensor["bytes"]
+        elif tensor_name == "weight":
+            row["positions"] += tensor["positions"]
+            row["codes"] += tensor["values"]
+            row["floor_positions"] += tensor["floor_positions"]
+            row["floor_codes"] += tensor["floor_values"]
+        else:
+            column = "biases" if tensor_name == "bias" else "other"
+            row[column] += tensor["bytes"]
+            row[f"floor_{column}"] += floor
+    rows = [layers[name] for name in sorted(layers, key=_natural)]
+    for row in rows:
+        row["bytes"] = sum(row[part] for part in _PARTS)
+        row["floor"] = sum(row[floor] for floor in _FLOORS)
+    floor = sum(row["floor"] for row in rows)
+    header = {"safetensors": found["safetensors_bytes"], "frame": found["header_bytes"],
+              "bytes": found["safetensors_bytes"] + found["header_bytes"]}
+    return {"format_version": found["format_version"], "header": header, "layers": rows,
+            "total": {"bytes": found["file_bytes"], "floor": floor,
+                      "ratio": found["file_bytes"] / floor if floor else None}}
