@@ -49,6 +49,9 @@ Everything the probabilities depend on is integers and float64 ``+ - * /`` (corr
 same on every IEEE machine), and constriction quantizes them deterministically, so the bytes are
 reproducible. The models are fixed by this module: changing one means a new encoding name.
 
+:func:`information_bits` replays both models without coding: ``wattless inspect`` splits the stream's bytes
+between the mask and the values in proportion to the bits each carries.
+
 The context model is written here because no library offers one for this shape of data; the
 arithmetic coding itself is constriction's.
 """

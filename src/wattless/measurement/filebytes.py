@@ -7,6 +7,24 @@ scales, offsets, row widths), **biases** (a plain bias, or a packed bias's codes
 (e.g. batch-norm statistics). The floor counts symbols only: a packed tensor's codes at their entropy
 floor, a plain tensor's non-zeros at full width (positions at their floor), tables and the header at nothing.
 So ``file / floor`` is how far the file is from an ideal coder of the same symbols, tables and header included.
+
+The smallest files on Fashion-MNIST (bytes; format version 2 -> 3, same tensors): LeNet-300-100 from
+``wattless search`` (per-layer sparsity, 8 clusters, 8-bit biases) and LeNet-5 pruned 95% (global, gradual,
+2 epochs) + 16 clusters, 8-bit biases:
+
+=============  ===========  =========  =====  ======  ======  ==============  =====  ==============
+file           header       positions  codes  tables  biases  file            floor  file / floor
+=============  ===========  =========  =====  ======  ======  ==============  =====  ==============
+LeNet-300-100  685 -> 348   5,462      2,666  120     410     9,343 -> 9,006  9,184  1.017 -> 0.981
+LeNet-5        795 -> 306   1,884      1,252  360     236     4,527 -> 4,038  3,435  1.318 -> 1.176
+=============  ===========  =========  =====  ======  ======  ==============  =====  ==============
+
+Floors: positions 6,199 / 2,049, codes 2,642 / 1,211, biases 343 / 175. The context-coded masks take 12%
+and 8% under their i.i.d. floor; the codes stay within 1-4% of H0. What LeNet-5 has left over the floor is
+the 136-byte safetensors header, 166 bytes of frame (counts, sizes, the data statistics and the training
+summary), float32 tables (five 16-entry codebooks and the biases' scales and offsets: fine-tuned values whose
+mantissas do not compress; adaptive byte planes would save under 30 bytes) and 8-bit bias codes, whose H0
+over 6 to 300 values of a 256-symbol alphabet no real code reaches (a fitted Gaussian costs over 8 bits).
 """
 
 from __future__ import annotations
