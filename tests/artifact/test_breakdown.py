@@ -61,6 +61,7 @@ def test_layers_split_weights_tables_and_biases(tmp_path):
     assert fc["floor_positions"] == pytest.approx(positions) and fc["floor_codes"] == pytest.approx(values)
     assert fc["floor_biases"] == 120.0  # a plain float bias at full width; the codebook, a table, at nothing
     assert found["total"]["ratio"] == pytest.approx(size / sum(row["floor"] for row in found["layers"]))
+    assert [row["name"] for row in file_bytes(path, order=["norm"])["layers"]] == ["norm", "fc"]  # the model's order
 
 
 def test_layer_floor_names_the_sample(valid_file):

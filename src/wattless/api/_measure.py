@@ -144,4 +144,4 @@ def _inspected(loaded: WattlessModel, path: Path, shown: str | None, designs: li
             "recipe": loaded.recipe, "params": params, "nonzero_params": nonzero, "macs": profile["macs"],
             "bops": profile["bops"], "energy_j_per_sample": energy, "micronet": profile["micronet"],
             "micronet_score": micronet_score(profile["micronet"], dense_fp32_counts(params, profile["macs"])),
-            "layers": profile["layers"], "file_bytes": file_bytes(path)}
+            "layers": profile["layers"], "file_bytes": file_bytes(path, [layer["name"] for layer in profile["layers"]])}

@@ -42,8 +42,10 @@ def _natural(name: str) -> list[Any]:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"[.]", name)]
 
 
-def file_bytes(path: str | os.PathLike[str]) -> dict[str, Any]:
+def file_bytes(path: str | os.PathLike[str], order: list[str] | None = None) -> dict[str, Any]:
     """Bytes of the `.wlz` file at `path` by part and layer, each layer's entropy floor, and file / floor.
+
+    Layers come in the order of the names in `order` (e.g. the model's), then any others by name.
 
     Returns ``{"format_version", "header": {"safetensors", "frame", "bytes"}, "layers": [row, ...],
     "total": {"bytes", "floor", "ratio"}}``; each row has ``name``, the byte counts ``positions``, ``codes``,
@@ -76,7 +78,8 @@ def file_bytes(path: str | os.PathLike[str]) -> dict[str, Any]:
             column = "biases" if tensor_name == "bias" else "other"
             row[column] += tensor["bytes"]
             row[f"floor_{column}"] += floor
-    rows = [layers[name] for name in sorted(layers, key=_natural)]
+    rank = {name: index for index, name in enumerate(order or [])}
+    rows = [layers[name] for name in sorted(layers, key=lambda name: (rank.get(name, len(rank)), _natural(name)))]
     for row in rows:
         row["bytes"] = sum(row[part] for part in _PARTS)
         row["floor"] = sum(row[floor] for floor in _FLOORS)
