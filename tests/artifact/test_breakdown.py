@@ -60,6 +60,8 @@ def test_layers_split_weights_tables_and_biases(tmp_path):
     positions, values = floor_bytes(codes)
     assert fc["floor_positions"] == pytest.approx(positions) and fc["floor_codes"] == pytest.approx(values)
     assert fc["floor_biases"] == 120.0  # a plain float bias at full width; the codebook, a table, at nothing
+    assert fc["floor_tables"] == pytest.approx(4 * 1 / 8 * 0.8112781244591328 + 12)  # 3 of 4 non-zero, at width
+    assert found["total"]["floor_with_tables"] == pytest.approx(found["total"]["floor"] + fc["floor_tables"])
     assert found["total"]["ratio"] == pytest.approx(size / sum(row["floor"] for row in found["layers"]))
     assert [row["name"] for row in file_bytes(path, order=["norm"])["layers"]] == ["norm", "fc"]  # the model's order
 

@@ -47,11 +47,12 @@ def file_bytes(path: str | os.PathLike[str], order: list[str] | None = None) -> 
 
     Layers come in the order of the names in `order` (e.g. the model's), then any others by name.
 
-    Returns ``{"format_version", "header": {"safetensors", "frame", "bytes"}, "layers": [row, ...],
-    "total": {"bytes", "floor", "ratio"}}``; each row has ``name``, the byte counts ``positions``, ``codes``,
-    ``tables``, ``biases``, ``other`` and their sum ``bytes``, and the floors (bytes, fractional)
-    ``floor_positions``, ``floor_codes``, ``floor_biases``, ``floor_other`` and their sum ``floor``. The header
-    and the rows' ``bytes`` sum to the file's size exactly.
+    Returns ``{"format_version", "header": {"safetensors", "frame", "bytes"}, "layers": [row, ...], "total":
+    {"bytes", "floor", "ratio", "floor_with_tables", "ratio_with_tables"}}``; each row has ``name``, the byte
+    counts ``positions``, ``codes``, ``tables``, ``biases``, ``other`` and their sum ``bytes``, the floors (bytes,
+    fractional) ``floor_positions``, ``floor_codes``, ``floor_biases``, ``floor_other`` and their sum ``floor``,
+    and ``floor_tables``: the tables counted as plain tensors are (floats at full width), which ``floor`` leaves
+    out and ``*_with_tables`` add. The header and the rows' ``bytes`` sum to the file's size exactly.
 
     Raises:
         ArtifactError: the file cannot be read (see :func:`wattless.artifact.read_artifact`).
@@ -65,10 +66,12 @@ def file_bytes(path: str | os.PathLike[str], order: list[str] | None = None) -> 
         packed = name.startswith(PACKED_PREFIX)
         key, _, part = name.removeprefix(PACKED_PREFIX).rpartition(".") if packed else (name, "", "")
         layer, _, tensor_name = key.rpartition(".")
-        row = layers.setdefault(layer, {"name": layer, **dict.fromkeys(_PARTS, 0), **dict.fromkeys(_FLOORS, 0.0)})
+        row = layers.setdefault(layer, {"name": layer, **dict.fromkeys(_PARTS, 0), **dict.fromkeys(_FLOORS, 0.0),
+                                                "floor_tables": 0.0})
         floor = tensor["floor_positions"] + tensor["floor_values"]
         if packed and not part.startswith("codes"):  # codes, or codes_b<bits> of affine-rows
             row["tables"] += tensor["bytes"]
+            row["floor_tables"] += floor
         elif tensor_name == "weight":
             row["positions"] += tensor["positions"]
             row["codes"] += tensor["values"]
@@ -84,8 +87,10 @@ def file_bytes(path: str | os.PathLike[str], order: list[str] | None = None) -> 
         row["bytes"] = sum(row[part] for part in _PARTS)
         row["floor"] = sum(row[floor] for floor in _FLOORS)
     floor = sum(row["floor"] for row in rows)
+    with_tables = floor + sum(row["floor_tables"] for row in rows)
     header = {"safetensors": found["safetensors_bytes"], "frame": found["header_bytes"],
               "bytes": found["safetensors_bytes"] + found["header_bytes"]}
     return {"format_version": found["format_version"], "header": header, "layers": rows,
             "total": {"bytes": found["file_bytes"], "floor": floor,
-                      "ratio": found["file_bytes"] / floor if floor else None}}
+                      "ratio": found["file_bytes"] / floor if floor else None, "floor_with_tables": with_tables,
+                      "ratio_with_tables": found["file_bytes"] / with_tables if with_tables else None}}

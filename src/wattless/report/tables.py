@@ -151,7 +151,8 @@ def file_bytes_table(found: dict[str, Any], width: int = 80) -> Group:
                "Floor biases", "Floor", "File/floor"]
     caption = (f"Header: {header['safetensors']:,} B safetensors framing + {header['frame']:,} B length and "
                "compressed metadata. Floor: positions n*H(K/n), codes K*H0 (no tables); the context-modelled "
-               "mask can go below the i.i.d. positions floor.")
+               "mask can go below the i.i.d. positions floor. File / (floor + tables as plain floats): "
+               f"{_ratio(total['ratio_with_tables'])}.")
     return narrow_tables(headers, rows, title="Bytes in the file (B)", caption=caption, width=width,
                          styles=[*[None] * (len(rows) - 1), "bold"])
 
