@@ -3,12 +3,14 @@
 A model file's header (user metadata, encodings table, stored-tensor table) is a few kilobytes of JSON,
 which is most of the file once weights are pruned and entropy-coded (3.3 KB of LeNet-300-100's 19.7 KB).
 zstd alone halves it; zstd with a dictionary, a prefix of JSON text that the frame's matches may point
-into, takes it to a fifth or less, because a small header has little to match within itself. The
+into, takes it to a fifth or less, because a small header has little to match within itself. Version 2's
 dictionary is the library's own vocabulary, in the order and spelling the writer emits it: metadata
 keys, entry kinds, technique names with their config fields, the zoo's model and layer names, the
-training defaults; no weights, class names, sizes or statistics of any data set. Files name the
-dictionary by their format version, so it is frozen: a changed dictionary needs a new version. Version 3's
-appends skeletons of whole headers of the zoo's smallest files (``header_dictionary.py``).
+training defaults; no weights, class names, sizes or statistics of any data set. Version 3's appends
+skeletons of whole headers of the zoo's smallest files (``header_dictionary.py``), which also hold the
+built-in data sets' class names and split sizes, constants of the library, but still nothing a file measures
+or learns. Files name the dictionary by their format version, so each is frozen: a changed dictionary needs a
+new version.
 
 Header bytes of ``prune.magnitude`` (95%, global) + ``share.kmeans`` (16 clusters) files on Fashion-MNIST
 (version 1: the safetensors header; version 2: the safetensors header, 4 length bytes and the frame):
