@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from wattless.artifact import read_artifact, write_artifact
+from wattless.artifact import FORMAT_VERSION, read_artifact, write_artifact
 from wattless.artifact.format import BUNDLE_NAME, DTYPE_BY_NAME, NAME_BY_DTYPE, canonical_json, uint8_tensor
 from wattless.artifact.header import compress_header, decompress_header
 from wattless.errors import ArtifactError
@@ -57,7 +57,7 @@ def _read_stored(path: Path) -> Stored:
             return {name: file.get_tensor(name) for name in file.keys()}, file_metadata
         bundle = file.get_tensor(BUNDLE_NAME).numpy().tobytes()
     (frame_bytes,) = struct.unpack("<I", bundle[:4])
-    header = json.loads(decompress_header(bundle[4 : 4 + frame_bytes]))
+    header = json.loads(decompress_header(bundle[4 : 4 + frame_bytes], int(file_metadata["format_version"])))
     stored, offset = {}, 4 + frame_bytes
     for name, (dtype_name, shape) in sorted(header["stored"].items()):
         dtype = DTYPE_BY_NAME[dtype_name]
@@ -71,9 +71,10 @@ def _read_stored(path: Path) -> Stored:
 def _forge(path: Path, stored: dict[str, torch.Tensor], file_metadata: dict[str, str]) -> Path:
     """Write a file with exactly these stored tensors and metadata, bypassing our writer.
 
-    A version-2 file when `file_metadata` has the ``encodings`` and ``wattless`` texts and does not say
-    version 1: those texts go into its compressed header as they are (so they may be broken JSON), the
-    other keys into the safetensors metadata. Otherwise a plain safetensors file of `stored` and `file_metadata`.
+    A version-2 or -3 file (its frame made with that version's dictionary) when `file_metadata` has the
+    ``encodings`` and ``wattless`` texts and does not say version 1: those texts go into its compressed header
+    as they are (so they may be broken JSON), the other keys into the safetensors metadata. Otherwise a plain
+    safetensors file of `stored` and `file_metadata`.
     """
     if file_metadata.get("format_version") == "1" or not {"encodings", "wattless"} <= set(file_metadata):
         save_file(stored, path, metadata=file_metadata)
@@ -81,7 +82,8 @@ def _forge(path: Path, stored: dict[str, torch.Tensor], file_metadata: dict[str,
     description = {name: [NAME_BY_DTYPE[value.dtype], list(value.shape)] for name, value in stored.items()}
     text = (f'{{"encodings":{file_metadata["encodings"]},"stored":{canonical_json(description)},'
             f'"wattless":{file_metadata["wattless"]}}}')
-    frame = compress_header(text)
+    version = file_metadata.get("format_version")
+    frame = compress_header(text, int(version) if version in ("2", "3") else FORMAT_VERSION)
     data = b"".join([struct.pack("<I", len(frame)), frame,
                      *(stored[name].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
                        for name in sorted(stored))])

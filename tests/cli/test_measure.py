@@ -86,6 +86,16 @@ def test_batch_too_large_for_memory_is_a_user_error(cli_run, model_path, check_u
     check_user_error(result, "--batch")
 
 
+def test_inspect_shows_where_the_file_bytes_go(cli_run, model_path):
+    info = cli_run("inspect", model_path, "--json").json()
+    found = info["file_bytes"]
+    assert found["header"]["bytes"] + sum(row["bytes"] for row in found["layers"]) == info["size_bytes"]
+    assert [row["name"] for row in found["layers"]] == [layer["name"] for layer in info["layers"]]
+    assert found["total"]["ratio"] == pytest.approx(info["size_bytes"] / found["total"]["floor"])
+    text = cli_run("inspect", model_path)
+    assert "Bytes in the file" in text.out and "File/floor" in text.out
+
+
 def test_inspect_shows_per_layer_energy_and_shares(cli_run, model_path):
     info = cli_run("inspect", model_path, "--json").json()
     layers = info["layers"]

@@ -90,7 +90,9 @@ def _designs(simulate: str | Sequence[str] | None, clock_mhz: float | None) -> l
 def inspect(path: str | Path | WattlessModel | Any, *, trust_code: bool = False, simulate: str | None = None,
             clock_mhz: float | None = None, dataset: Dataset | str | None = None) -> dict[str, Any]:
     """What a ``.wlz`` file holds: architecture, data set, recipe, and per layer its shape, parameters, non-zeros,
-    weight/activation bits, bytes in the file, MACs and estimated energy (45 nm, batch 1) with its share; with
+    weight/activation bits, bytes in the file, MACs and estimated energy (45 nm, batch 1) with its share, and
+    ``file_bytes``: where the file's bytes go (header; per layer positions, codes, tables, biases, other) against
+    the entropy floor of its symbols (:func:`wattless.measurement.filebytes.file_bytes`); with
     ``simulate`` (one design), each layer's simulated energy split into compute, on-chip and off-chip memory.
 
     ``path`` may also be a model in memory (a :class:`WattlessModel`, or an ``nn.Module`` with ``dataset``): its
@@ -114,6 +116,7 @@ def inspect(path: str | Path | WattlessModel | Any, *, trust_code: bool = False,
 
 
 def _inspected(loaded: WattlessModel, path: Path, shown: str | None, designs: list) -> dict[str, Any]:
+    from ..measurement.filebytes import file_bytes
     from ..measurement.ops import count_params
     from ..measurement.profile import dense_fp32_counts, layer_profile, micronet_score, stored_bytes_by_layer
 
@@ -141,4 +144,4 @@ def _inspected(loaded: WattlessModel, path: Path, shown: str | None, designs: li
             "recipe": loaded.recipe, "params": params, "nonzero_params": nonzero, "macs": profile["macs"],
             "bops": profile["bops"], "energy_j_per_sample": energy, "micronet": profile["micronet"],
             "micronet_score": micronet_score(profile["micronet"], dense_fp32_counts(params, profile["macs"])),
-            "layers": profile["layers"]}
+            "layers": profile["layers"], "file_bytes": file_bytes(path, [layer["name"] for layer in profile["layers"]])}

@@ -49,6 +49,9 @@ Everything the probabilities depend on is integers and float64 ``+ - * /`` (corr
 same on every IEEE machine), and constriction quantizes them deterministically, so the bytes are
 reproducible. The models are fixed by this module: changing one means a new encoding name.
 
+:func:`information_bits` replays both models without coding: ``wattless inspect`` splits the stream's bytes
+between the mask and the values in proportion to the bits each carries.
+
 The context model is written here because no library offers one for this shape of data; the
 arithmetic coding itself is constriction's.
 """
@@ -162,6 +165,27 @@ def encode_mask_and_values(codes: np.ndarray, rows: int, cols: int, stride: int,
         encoder.encode(batch.astype(np.int32), _categorical(_value_weights(counts)))
         counts += np.bincount(batch, minlength=alphabet - 1)
     return encoder.get_compressed()
+
+
+def information_bits(codes: np.ndarray, stride: int, alphabet: int) -> tuple[float, float]:
+    """Bits (sum of -log2 p) that the mask and the values of the (rows, cols) int64 `codes` take under the
+    coder's adaptive models: how :func:`encode_mask_and_values`'s one stream divides between the two."""
+    mask = codes != 0
+    model = _MaskModel(*codes.shape, int(np.count_nonzero(mask)), stride)
+    mask_bits = 0.0
+    for i, j in model.diagonals():
+        context, probability = model.probabilities(i, j)
+        bits = mask[i, j]
+        mask_bits -= float(np.log2(np.where(bits, probability, 1 - probability)).sum())
+        model.update(i, j, context, bits)
+    values = codes[mask] - 1
+    counts = np.zeros(alphabet - 1, dtype=np.int64)
+    value_bits = 0.0
+    for start, stop in _value_batches(len(values) if alphabet > 2 else 0):
+        weights = _value_weights(counts)
+        value_bits -= float(np.log2(weights[values[start:stop]] / weights.sum()).sum())
+        counts += np.bincount(values[start:stop], minlength=alphabet - 1)
+    return mask_bits, value_bits
 
 
 def decode_mask_and_values(words: np.ndarray, rows: int, cols: int, stride: int, alphabet: int,

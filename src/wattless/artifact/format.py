@@ -1,15 +1,16 @@
-"""The `.wlz` packed model format, version 2 (version 1 is still read).
+"""The `.wlz` packed model format, version 3 (versions 1 and 2 are still read).
 
 A `.wlz` file is a valid safetensors file (https://github.com/huggingface/safetensors):
 8 bytes header length N (u64 little-endian), N bytes of JSON header padded with spaces to a
 multiple of 8, then the tensor bytes.
 
-Version 2 (written): the safetensors ``__metadata__`` holds exactly ``"format": "wattless.wlz"`` and
-``"format_version": "2"``, and the file holds one tensor, ``"wattless"``, 1-D uint8, whose bytes are:
+Version 3 (written) is version 2 with a larger header dictionary (``header.py``); both are laid out so:
+the safetensors ``__metadata__`` holds exactly ``"format": "wattless.wlz"`` and
+``"format_version": "3"`` (or ``"2"``), and the file holds one tensor, ``"wattless"``, 1-D uint8, whose bytes are:
 
 1. ``H``: 4 bytes, u32 little-endian;
 2. ``H`` bytes: one zstd frame (with content size and checksum) of the **header**, made with the fixed
-   dictionary in ``header.py``; the header is the JSON object ``{"encodings": ..., "stored": ...,
+   dictionary of the file's version in ``header.py``; the header is the JSON object ``{"encodings": ..., "stored": ...,
    "wattless": ...}`` (at most 16 MiB);
 3. the stored tensors' little-endian C-order bytes, one after the other in the order of their names
    (sorted by code point), with nothing between or after them.
@@ -56,9 +57,9 @@ import torch
 from .._json import canonical_json  # noqa: F401  (re-exported: the header text)
 
 FORMAT_NAME = "wattless.wlz"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-BUNDLE_NAME = "wattless"  # the one safetensors tensor of a version-2 file
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+BUNDLE_NAME = "wattless"  # the one safetensors tensor of a version-2 or -3 file
 MAX_HEADER_BYTES = 16 * 2**20  # the reader refuses a larger header (safetensors', or ours) before parsing it
 MAX_NDIM = 64
 

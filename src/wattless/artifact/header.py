@@ -1,13 +1,16 @@
-"""The compressed header of a version-2 `.wlz` file: one zstd frame of its JSON, made with a fixed dictionary.
+"""The compressed header of a version-2 or -3 `.wlz` file: one zstd frame of its JSON, made with a fixed dictionary.
 
 A model file's header (user metadata, encodings table, stored-tensor table) is a few kilobytes of JSON,
 which is most of the file once weights are pruned and entropy-coded (3.3 KB of LeNet-300-100's 19.7 KB).
 zstd alone halves it; zstd with a dictionary, a prefix of JSON text that the frame's matches may point
-into, takes it to a fifth or less, because a small header has little to match within itself. The
+into, takes it to a fifth or less, because a small header has little to match within itself. Version 2's
 dictionary is the library's own vocabulary, in the order and spelling the writer emits it: metadata
 keys, entry kinds, technique names with their config fields, the zoo's model and layer names, the
-training defaults; no weights, class names, sizes or statistics of any data set. Files name the
-dictionary by their format version, so it is frozen: a changed dictionary needs a new version.
+training defaults; no weights, class names, sizes or statistics of any data set. Version 3's appends
+skeletons of whole headers of the zoo's smallest files (``header_dictionary.py``), which also hold the
+built-in data sets' class names and split sizes, constants of the library, but still nothing a file measures
+or learns. Files name the dictionary by their format version, so each is frozen: a changed dictionary needs a
+new version.
 
 Header bytes of ``prune.magnitude`` (95%, global) + ``share.kmeans`` (16 clusters) files on Fashion-MNIST
 (version 1: the safetensors header; version 2: the safetensors header, 4 length bytes and the frame):
@@ -21,12 +24,19 @@ LeNet-5                4,800       3,349       979     493                  633
 
 What is left is mostly what no dictionary can guess: the data set's class names and preprocessing
 constants, the training summary's numbers, the tensors' sizes.
+
+Version 3 (``header_dictionary.py``): header bytes (safetensors header + 4 length bytes + frame) of the
+smallest files, version 2 -> 3: ``lenet300.search-size.wlz`` (per-layer sparsity from ``wattless search``,
+8 clusters, 8-bit biases; 9,343 bytes in version 2) 685 -> 348, whole file 9,006; LeNet-5 pruned 95%
+(global, gradual, 2 epochs) + 16 clusters, 8-bit biases (4,527 bytes) 795 -> 306, whole file 4,038. The
+tensors are the same bytes; the 136-byte safetensors header is what remains of the header's largest part.
 """
 
 import zstandard
 
 from wattless.artifact.compression import ZSTD_LEVEL
-from wattless.artifact.format import MAX_HEADER_BYTES, FormatError
+from wattless.artifact.format import FORMAT_VERSION, MAX_HEADER_BYTES, FormatError
+from wattless.artifact.header_dictionary import SKELETONS
 
 _DICTIONARY_TEXT = (
     # the stored-tensor and encodings tables: names of the tensors a zoo model has, and every entry kind
@@ -66,18 +76,25 @@ _DICTIONARY_TEXT = (
     '"schedule":"cosine","seed":0,"weight_decay":0.0},"epochs_run":10,"val":{"accuracy":0.9,"loss":0.2}},'
     '"wattless_version":"0.1.0"}}'
 )
-DICTIONARY = zstandard.ZstdCompressionDict(_DICTIONARY_TEXT.encode(), dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+DICTIONARIES = {
+    version: zstandard.ZstdCompressionDict(text.encode(), dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    for version, text in ((2, _DICTIONARY_TEXT), (3, _DICTIONARY_TEXT + SKELETONS))
+}
+"""The dictionary of each format version that compresses its header (version 1 has none)."""
+DICTIONARY = DICTIONARIES[FORMAT_VERSION]
 
 
-def compress_header(text: str) -> bytes:
-    """One zstd frame (content size and checksum, no dictionary id) of the header JSON `text`."""
-    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=DICTIONARY, write_checksum=True,
+def compress_header(text: str, version: int = FORMAT_VERSION) -> bytes:
+    """One zstd frame (content size and checksum, no dictionary id) of the header JSON `text`, made with the
+    dictionary of format `version`."""
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=DICTIONARIES[version], write_checksum=True,
                                           write_content_size=True, write_dict_id=False)
     return compressor.compress(text.encode())
 
 
-def decompress_header(frame: bytes) -> str:
-    """The header JSON text in `frame`, refused before decompressing when it claims over MAX_HEADER_BYTES."""
+def decompress_header(frame: bytes, version: int = FORMAT_VERSION) -> str:
+    """The header JSON text in `frame` (a file of format `version`), refused before decompressing when it claims
+    over MAX_HEADER_BYTES."""
     try:
         size = zstandard.frame_content_size(frame)
     except zstandard.ZstdError as error:
@@ -85,7 +102,7 @@ def decompress_header(frame: bytes) -> str:
     if not 0 <= size <= MAX_HEADER_BYTES:
         raise FormatError(f"bad header: it claims {size} bytes, over the {MAX_HEADER_BYTES} limit")
     try:
-        data = zstandard.ZstdDecompressor(dict_data=DICTIONARY).decompress(
+        data = zstandard.ZstdDecompressor(dict_data=DICTIONARIES[version]).decompress(
             frame, max_output_size=size, allow_extra_data=False)
     except zstandard.ZstdError as error:
         raise FormatError(f"bad header: corrupt zstd frame ({error})") from error

@@ -37,11 +37,12 @@ from wattless.artifact.header import decompress_header
 from wattless.errors import ArtifactError
 
 Layout = dict[str, tuple[torch.dtype, list[int], int]]
-"""Each stored tensor of a version-2 file: dtype, shape, and offset of its bytes in the bundle."""
+"""Each stored tensor of a version-2 or -3 file: dtype, shape, and offset of its bytes in the bundle."""
 
 
 _DTYPE_BY_SAFETENSORS_CODE = {code: dtype for dtype, code in SAFETENSORS_CODE.items()}
-_METADATA_KEYS = {1: {"encodings", "format", "format_version", "wattless"}, 2: {"format", "format_version"}}
+_METADATA_KEYS = {1: {"encodings", "format", "format_version", "wattless"}, 2: {"format", "format_version"},
+                  3: {"format", "format_version"}}
 _REMEDY = "re-create it with `wattless train` or `wattless compress`"
 
 
@@ -73,7 +74,8 @@ def read_artifact(
     with _errors_name_the_file(path):
         _check_header_length(path)
         with safe_open(path, framework="pt", backend="pread") as file:
-            if _format_version(file.metadata()) == 1:
+            version = _format_version(file.metadata())
+            if version == 1:
                 metadata, table = _parse_version_1_metadata(file.metadata())
                 _check_same_names(table, file.keys())
                 for name in table:
@@ -81,7 +83,7 @@ def read_artifact(
                 stored_tensor = file.get_tensor
             else:
                 bundle = _bundle(file)
-                metadata, table, layout = _read_bundle_header(bundle, max_tensor_bytes)
+                metadata, table, layout = _read_bundle_header(bundle, max_tensor_bytes, version)
                 stored_tensor = _bundle_reader(bundle, layout)
             tensors = {}
             for name in sorted(table):
@@ -132,12 +134,13 @@ def read_stored_sizes(path: str | os.PathLike[str]) -> dict[str, int]:
     with _errors_name_the_file(path):
         _check_header_length(path)
         with safe_open(path, framework="pt", backend="pread") as file:
-            if _format_version(file.metadata()) == 1:
+            version = _format_version(file.metadata())
+            if version == 1:
                 return {name: math.prod(file.get_slice(name).get_shape())
                         * _DTYPE_BY_SAFETENSORS_CODE[file.get_slice(name).get_dtype()].itemsize
                         for name in file.keys()}
             bundle = _bundle(file)
-            _, _, layout = _read_bundle_header(bundle, max(bundle.get_shape()[0], 1))
+            _, _, layout = _read_bundle_header(bundle, max(bundle.get_shape()[0], 1), version)
             return {name: math.prod(shape) * dtype.itemsize for name, (dtype, shape, _) in layout.items()}
 
 
@@ -146,10 +149,11 @@ def _read_header(path: Path) -> tuple[dict[str, Any], dict[str, Entry]]:
     with _errors_name_the_file(path):
         _check_header_length(path)
         with safe_open(path, framework="pt", backend="pread") as file:
-            if _format_version(file.metadata()) == 1:
+            version = _format_version(file.metadata())
+            if version == 1:
                 return _parse_version_1_metadata(file.metadata())
             bundle = _bundle(file)
-            metadata, table, _ = _read_bundle_header(bundle, max(bundle.get_shape()[0], 1))
+            metadata, table, _ = _read_bundle_header(bundle, max(bundle.get_shape()[0], 1), version)
             return metadata, table
 
 
@@ -227,17 +231,18 @@ def _check_table(table: dict[str, Any]) -> None:
 
 
 def _bundle(file: Any) -> Any:
-    """The slice of the one uint8 tensor of a version-2 file (nothing read yet)."""
+    """The slice of the one uint8 tensor of a version-2 or -3 file (nothing read yet)."""
     if list(file.keys()) != [BUNDLE_NAME]:
-        raise FormatError(f"a version-2 file holds one tensor, {BUNDLE_NAME!r}; found {sorted(file.keys())[:3]}")
+        raise FormatError(f"a version-2 or -3 file holds one tensor, {BUNDLE_NAME!r}; found {sorted(file.keys())[:3]}")
     bundle = file.get_slice(BUNDLE_NAME)
     if bundle.get_dtype() != "U8" or len(bundle.get_shape()) != 1:
         raise FormatError(f"tensor {BUNDLE_NAME!r} must be 1-D uint8")
     return bundle
 
 
-def _read_bundle_header(bundle: Any, max_tensor_bytes: int) -> tuple[dict[str, Any], dict[str, Entry], Layout]:
-    """Read and check a version-2 header: user metadata, encodings table, and where each stored tensor lies.
+def _read_bundle_header(bundle: Any, max_tensor_bytes: int,
+                        version: int) -> tuple[dict[str, Any], dict[str, Entry], Layout]:
+    """Read and check a version-2 or -3 header: user metadata, encodings table, and where each stored tensor lies.
 
     Every stored tensor's size is checked against `max_tensor_bytes`, and their sum against the bundle's
     size, before anything but the header is read.
@@ -248,7 +253,7 @@ def _read_bundle_header(bundle: Any, max_tensor_bytes: int) -> tuple[dict[str, A
     (frame_bytes,) = struct.unpack("<I", _bytes(bundle, 0, 4))
     if frame_bytes > min(size - 4, MAX_HEADER_BYTES):
         raise FormatError(f"bad header: it claims {frame_bytes} bytes in a tensor of {size}")
-    header = parse_json_object(decompress_header(_bytes(bundle, 4, 4 + frame_bytes)), "the header")
+    header = parse_json_object(decompress_header(_bytes(bundle, 4, 4 + frame_bytes), version), "the header")
     if set(header) != {"encodings", "stored", "wattless"}:
         raise FormatError(f"bad header: keys {sorted(header)[:8]}, expected encodings, stored and wattless")
     for key, value in sorted(header.items()):
@@ -280,7 +285,7 @@ def _bytes(bundle: Any, start: int, stop: int) -> bytes:
 
 
 def _bundle_reader(bundle: Any, layout: Layout) -> Callable[[str], torch.Tensor]:
-    """A function reading one stored tensor of a version-2 file by name (its bytes copied, so aligned)."""
+    """A function reading one stored tensor of a version-2 or -3 file by name (its bytes copied, so aligned)."""
 
     def read(name: str) -> torch.Tensor:
         dtype, shape, offset = layout[name]

@@ -1,4 +1,4 @@
-"""Write a `.wlz` file: encode each tensor, lay out a version-2 safetensors file, replace the target atomically.
+"""Write a `.wlz` file: encode each tensor, lay out a version-3 safetensors file, replace the target atomically.
 
 The safetensors layout is written here rather than by ``safetensors.torch.save``, because that
 writer emits ``__metadata__`` keys in hash order, which changes from run to run. This writer
@@ -45,7 +45,7 @@ def write_artifact(
     options as ``("bitpack", {"bits": 4})``), or else with whichever of ``raw``, ``zstd`` and ``sparse``
     (tried when at least a quarter of the values are zero) is smallest. Integer codes named as
     ``bitpack`` are stored as ``sparse`` or ``entropy`` instead where that is smaller. The file is a
-    version-2 ``.wlz`` file (see ``format.py``). The write is atomic: on any failure the file
+    version-3 ``.wlz`` file (see ``format.py``). The write is atomic: on any failure the file
     previously at `path`, if any, is left as it was.
 
     Raises:
@@ -142,7 +142,7 @@ def _metadata_json(metadata: Mapping[str, Any]) -> str:
 
 
 def _safetensors_header(bundle_bytes: int) -> bytes:
-    """The safetensors header of a version-2 file (length, u64 LE, then JSON padded with spaces to a multiple
+    """The safetensors header of a version-3 file (length, u64 LE, then JSON padded with spaces to a multiple
     of 8 bytes): the format's name and version, and the one uint8 tensor of `bundle_bytes` bytes."""
     header = {
         "__metadata__": {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import api
-from ..report import layer_table, record_table
+from ..report import file_bytes_table, layer_table, record_table
 from ..report.format import format_energy
 from ._app import (
     BatchOpt,
@@ -63,7 +63,8 @@ def inspect(
     clock_mhz: float | None = typer.Option(None, help="The design's clock (MHz)."),
 ):
     """Show what a model file holds: architecture, data set, recipe, and per layer its shape, parameters,
-    non-zeros, bits, bytes in the file, MACs and estimated energy (45 nm, batch 1) with its share of the total."""
+    non-zeros, bits, bytes in the file, MACs and estimated energy (45 nm, batch 1) with its share of the total; and
+    where the file's bytes go (header; per layer positions, codes, tables, biases) against the entropy floor."""
     info = api.inspect(model_path, trust_code=trust_code, simulate=simulate, clock_mhz=clock_mhz)
     if json_out:
         print_json(info)
@@ -79,3 +80,4 @@ def inspect(
         out.print(f"Simulated: {format_energy(sim['energy_j_per_sample'])}/sample, {sim['latency_cycles']:,.0f} cycles "
                   f"({sim['provenance']['by']}; sparsity not modelled; estimate columns: 45 nm)")
     out.print(layer_table(info["layers"]))
+    out.print(file_bytes_table(info["file_bytes"]))

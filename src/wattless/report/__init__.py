@@ -8,7 +8,7 @@ from .html import render_html
 from .markdown import markdown_table, render_markdown
 from .plots import pareto_front, pareto_plot
 from .publish import write_report
-from .tables import comparison_table, ladder_table, layer_table, record_table
+from .tables import comparison_table, file_bytes_table, ladder_table, layer_table, record_table
 
 __all__ = [
     "collect_records",
@@ -16,6 +16,7 @@ __all__ = [
     "comparison_table",
     "ladder_table",
     "fastest_latency",
+    "file_bytes_table",
     "format_bytes",
     "format_energy",
     "format_seconds_ms",

@@ -130,6 +130,37 @@ def layer_table(layers: list[dict[str, Any]], width: int = 80) -> Group:
                          width=width, styles=[*[None] * len(layers), "bold"])
 
 
+def file_bytes_table(found: dict[str, Any], width: int = 80) -> Group:
+    """Where a file's bytes go (``inspect``'s ``file_bytes``): the header, then per layer its weight's positions
+    and codes, tables, biases and other tensors, beside the entropy floor of the symbols and file / floor."""
+    parts = ("positions", "codes", "tables", "biases", "other", "bytes")
+    floors = ("floor_positions", "floor_codes", "floor_biases", "floor")
+
+    def cells(row: dict[str, Any]) -> list[str]:
+        ratio = row["bytes"] / row["floor"] if row["floor"] else None
+        return [f"{row[key]:,}" for key in parts] + [f"{row[key]:,.0f}" for key in floors] + [_ratio(ratio)]
+
+    header = found["header"]
+    total = found["total"]
+    rows = [["header", *[""] * 5, f"{header['bytes']:,}", *[""] * 4, ""]]
+    rows += [[row["name"] or "(top)", *cells(row)] for row in found["layers"]]
+    rows.append(["total", *[f"{sum(row[key] for row in found['layers']):,}" for key in parts[:-1]],
+                 f"{total['bytes']:,}", *[f"{sum(row[key] for row in found['layers']):,.0f}" for key in floors],
+                 _ratio(total["ratio"])])
+    headers = ["Layer", "Positions", "Codes", "Tables", "Biases", "Other", "Bytes", "Floor pos", "Floor codes",
+               "Floor biases", "Floor", "File/floor"]
+    caption = (f"Header: {header['safetensors']:,} B safetensors framing + {header['frame']:,} B length and "
+               "compressed metadata. Floor: positions n*H(K/n), codes K*H0 (no tables); the context-modelled "
+               "mask can go below the i.i.d. positions floor. File / (floor + tables as plain floats): "
+               f"{_ratio(total['ratio_with_tables'])}.")
+    return narrow_tables(headers, rows, title="Bytes in the file (B)", caption=caption, width=width,
+                         styles=[*[None] * (len(rows) - 1), "bold"])
+
+
+def _ratio(ratio: float | None) -> str:
+    return MISSING if ratio is None else f"{ratio:.3f}"
+
+
 def _simulated_columns(layers: list[dict[str, Any]]) -> list[tuple]:
     """Simulated energy per layer (``inspect --simulate``): compute, on-chip memory, off-chip memory."""
     parts = (("Sim compute", "compute_j"), ("Sim on-chip", "onchip_j"), ("Sim off-chip", "offchip_j"))

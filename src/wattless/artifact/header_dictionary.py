@@ -1,0 +1,92 @@
+"""What version 3's header dictionary adds after version 2's: skeletons of the headers of the zoo's smallest files.
+
+Version 2's dictionary (``header.py``) holds the library's vocabulary as loose pieces; a file whose weights are
+pruned, shared and entropy-coded is a few kilobytes, and its header was the biggest thing left in it (545 of
+LeNet-300-100's 9,343 bytes, 659 of LeNet-5's 4,527). Version 3 appends, after it, the whole header of the
+shipped ``deep-compression`` recipe's file of LeNet-5 and of LeNet-300-100 on Fashion-MNIST as the writer
+spells it, with everything a file measures or learns left out: no non-zero counts, stored sizes, strides,
+accuracies, losses or data statistics (``mean``, ``std``). What remains is the library's own: the zoo models'
+layer names and shapes, the packed parts and their encodings, the built-in data sets' class names and split
+sizes, the shipped recipe's configuration and the training defaults. Frozen with format version 3.
+"""
+
+_LENET5 = (  # deep-compression of lenet5 on fashion-mnist
+    '{"encodings":{"packed.classifier.1.bias.codes":{"bits":8,"dtype":"int32","encoding":"bitpack","shape":[120],"zst'
+    'd":false},"packed.classifier.1.bias.offset":{"encoding":"raw"},"packed.classifier.1.bias.scale":{"encoding":"raw'
+    '"},"packed.classifier.1.weight.codebook":{"encoding":"raw"},"packed.classifier.1.weight.codes":{"alphabet":16,"d'
+    'type":"int32","encoding":"entropy","nonzeros":,"shape":[120,400],"stride":0},"packed.classifier.3.bias.codes":{"'
+    'bits":8,"dtype":"int32","encoding":"bitpack","shape":[84],"zstd":false},"packed.classifier.3.bias.offset":{"enco'
+    'ding":"raw"},"packed.classifier.3.bias.scale":{"encoding":"raw"},"packed.classifier.3.weight.codebook":{"encodin'
+    'g":"raw"},"packed.classifier.3.weight.codes":{"alphabet":16,"dtype":"int32","encoding":"entropy","nonzeros":,"sh'
+    'ape":[84,120],"stride":0},"packed.classifier.5.bias.codes":{"bits":8,"dtype":"int32","encoding":"bitpack","shape'
+    '":[10],"zstd":false},"packed.classifier.5.bias.offset":{"encoding":"raw"},"packed.classifier.5.bias.scale":{"enc'
+    'oding":"raw"},"packed.classifier.5.weight.codebook":{"encoding":"raw"},"packed.classifier.5.weight.codes":{"alph'
+    'abet":16,"dtype":"int32","encoding":"entropy","nonzeros":,"shape":[10,84],"stride":0},"packed.features.0.bias.co'
+    'des":{"bits":8,"dtype":"int32","encoding":"bitpack","shape":[6],"zstd":false},"packed.features.0.bias.offset":{"'
+    'encoding":"raw"},"packed.features.0.bias.scale":{"encoding":"raw"},"packed.features.0.weight.codebook":{"encodin'
+    'g":"raw"},"packed.features.0.weight.codes":{"alphabet":16,"dtype":"int32","encoding":"entropy","nonzeros":,"shap'
+    'e":[6,1,5,5],"stride":0},"packed.features.3.bias.codes":{"bits":8,"dtype":"int32","encoding":"bitpack","shape":['
+    '16],"zstd":false},"packed.features.3.bias.offset":{"encoding":"raw"},"packed.features.3.bias.scale":{"encoding":'
+    '"raw"},"packed.features.3.weight.codebook":{"encoding":"raw"},"packed.features.3.weight.codes":{"alphabet":16,"d'
+    'type":"int32","encoding":"entropy","nonzeros":,"shape":[16,6,5,5],"stride":0}},"stored":{"packed.classifier.1.bi'
+    'as.codes":["uint8",[]],"packed.classifier.1.bias.offset":["float32",[]],"packed.classifier.1.bias.scale":["float'
+    '32",[]],"packed.classifier.1.weight.codebook":["float32",[16]],"packed.classifier.1.weight.codes":["uint8",[]],"'
+    'packed.classifier.3.bias.codes":["uint8",[]],"packed.classifier.3.bias.offset":["float32",[]],"packed.classifier'
+    '.3.bias.scale":["float32",[]],"packed.classifier.3.weight.codebook":["float32",[16]],"packed.classifier.3.weight'
+    '.codes":["uint8",[]],"packed.classifier.5.bias.codes":["uint8",[]],"packed.classifier.5.bias.offset":["float32",'
+    '[]],"packed.classifier.5.bias.scale":["float32",[]],"packed.classifier.5.weight.codebook":["float32",[16]],"pack'
+    'ed.classifier.5.weight.codes":["uint8",[]],"packed.features.0.bias.codes":["uint8",[]],"packed.features.0.bias.o'
+    'ffset":["float32",[]],"packed.features.0.bias.scale":["float32",[]],"packed.features.0.weight.codebook":["float3'
+    '2",[16]],"packed.features.0.weight.codes":["uint8",[]],"packed.features.3.bias.codes":["uint8",[]],"packed.featu'
+    'res.3.bias.offset":["float32",[]],"packed.features.3.bias.scale":["float32",[]],"packed.features.3.weight.codebo'
+    'ok":["float32",[16]],"packed.features.3.weight.codes":["uint8",[]]},"wattless":{"dataset":{"classes":["T-shirt/t'
+    'op","Trouser","Pullover","Dress","Coat","Sandal","Shirt","Sneaker","Bag","Ankle boot"],"input_shape":[1,28,28],"'
+    'name":"fashion-mnist","num_outputs":10,"preprocessing":{"kind":"standardize","mean":0.,"pixel_scale":0.003921568'
+    '62745098,"std":0.},"sizes":{"test":10000,"train":54000,"val":6000},"task":"classification"},"model":{"input_shap'
+    'e":[1,28,28],"kwargs":{},"name":"lenet5","num_outputs":10},"original":{"model":"lenet5","size_bytes_fp32":247648'
+    '},"packed":{"classifier.1.bias":{"info":{"bits":8},"kind":"affine","shape":[120]},"classifier.1.weight":{"info":'
+    '{"bits":4},"kind":"codebook","shape":[120,400]},"classifier.3.bias":{"info":{"bits":8},"kind":"affine","shape":['
+    '84]},"classifier.3.weight":{"info":{"bits":4},"kind":"codebook","shape":[84,120]},"classifier.5.bias":{"info":{"'
+    'bits":8},"kind":"affine","shape":[10]},"classifier.5.weight":{"info":{"bits":4},"kind":"codebook","shape":[10,84'
+    ']},"features.0.bias":{"info":{"bits":8},"kind":"affine","shape":[6]},"features.0.weight":{"info":{"bits":4},"kin'
+    'd":"codebook","shape":[6,1,5,5]},"features.3.bias":{"info":{"bits":8},"kind":"affine","shape":[16]},"features.3.'
+    'weight":{"info":{"bits":4},"kind":"codebook","shape":[16,6,5,5]}},"recipe":[{"config":{"finetune_epochs":12,"lay'
+    'er_sparsity":{},"lr":0.001,"schedule":"gradual","scope":"global","sparsity":0.95,"steps":3,"version":1},"techniq'
+    'ue":"prune.magnitude"},{"config":{"bias_bits":8,"clusters":16,"finetune_epochs":1,"init":"linear","lr":0.0001,"v'
+    'ersion":1},"technique":"share.kmeans"}],"seed":0,"structure":[],"task":"classification","train":{"best_epoch":10'
+    ',"config":{"batch_size":128,"epochs":10,"lr":0.001,"momentum":0.9,"optimizer":"adam","patience":null,"schedule":'
+    '"cosine","seed":0,"weight_decay":0.0},"epochs_run":10,"val":{"accuracy":0.9,"loss":0.2}},"wattless_version":"0.1'
+    '.0"}}'
+)
+_LENET300 = (  # deep-compression of lenet300 on fashion-mnist
+    '{"encodings":{"packed.1.bias.codes":{"bits":8,"dtype":"int32","encoding":"bitpack","shape":[300],"zstd":false},"'
+    'packed.1.bias.offset":{"encoding":"raw"},"packed.1.bias.scale":{"encoding":"raw"},"packed.1.weight.codebook":{"e'
+    'ncoding":"raw"},"packed.1.weight.codes":{"alphabet":16,"dtype":"int32","encoding":"entropy","nonzeros":,"shape":'
+    '[300,784],"stride":0},"packed.3.bias.codes":{"bits":8,"dtype":"int32","encoding":"bitpack","shape":[100],"zstd":'
+    'false},"packed.3.bias.offset":{"encoding":"raw"},"packed.3.bias.scale":{"encoding":"raw"},"packed.3.weight.codeb'
+    'ook":{"encoding":"raw"},"packed.3.weight.codes":{"alphabet":16,"dtype":"int32","encoding":"entropy","nonzeros":,'
+    '"shape":[100,300],"stride":0},"packed.5.bias.codes":{"bits":8,"dtype":"int32","encoding":"bitpack","shape":[10],'
+    '"zstd":false},"packed.5.bias.offset":{"encoding":"raw"},"packed.5.bias.scale":{"encoding":"raw"},"packed.5.weigh'
+    't.codebook":{"encoding":"raw"},"packed.5.weight.codes":{"alphabet":16,"dtype":"int32","encoding":"entropy","nonz'
+    'eros":,"shape":[10,100],"stride":0}},"stored":{"packed.1.bias.codes":["uint8",[]],"packed.1.bias.offset":["float'
+    '32",[]],"packed.1.bias.scale":["float32",[]],"packed.1.weight.codebook":["float32",[16]],"packed.1.weight.codes"'
+    ':["uint8",[]],"packed.3.bias.codes":["uint8",[]],"packed.3.bias.offset":["float32",[]],"packed.3.bias.scale":["f'
+    'loat32",[]],"packed.3.weight.codebook":["float32",[16]],"packed.3.weight.codes":["uint8",[]],"packed.5.bias.code'
+    's":["uint8",[]],"packed.5.bias.offset":["float32",[]],"packed.5.bias.scale":["float32",[]],"packed.5.weight.code'
+    'book":["float32",[16]],"packed.5.weight.codes":["uint8",[]]},"wattless":{"dataset":{"classes":["T-shirt/top","Tr'
+    'ouser","Pullover","Dress","Coat","Sandal","Shirt","Sneaker","Bag","Ankle boot"],"input_shape":[1,28,28],"name":"'
+    'fashion-mnist","num_outputs":10,"preprocessing":{"kind":"standardize","mean":0.,"pixel_scale":0.0039215686274509'
+    '8,"std":0.},"sizes":{"test":10000,"train":54000,"val":6000},"task":"classification"},"model":{"input_shape":[1,2'
+    '8,28],"kwargs":{},"name":"lenet300","num_outputs":10},"original":{"model":"lenet300","size_bytes_fp32":1066888},'
+    '"packed":{"1.bias":{"info":{"bits":8},"kind":"affine","shape":[300]},"1.weight":{"info":{"bits":4},"kind":"codeb'
+    'ook","shape":[300,784]},"3.bias":{"info":{"bits":8},"kind":"affine","shape":[100]},"3.weight":{"info":{"bits":4}'
+    ',"kind":"codebook","shape":[100,300]},"5.bias":{"info":{"bits":8},"kind":"affine","shape":[10]},"5.weight":{"inf'
+    'o":{"bits":4},"kind":"codebook","shape":[10,100]}},"recipe":[{"config":{"finetune_epochs":12,"layer_sparsity":{}'
+    ',"lr":0.001,"schedule":"gradual","scope":"global","sparsity":0.95,"steps":3,"version":1},"technique":"prune.magn'
+    'itude"},{"config":{"bias_bits":8,"clusters":16,"finetune_epochs":1,"init":"linear","lr":0.0001,"version":1},"tec'
+    'hnique":"share.kmeans"}],"seed":0,"structure":[],"task":"classification","train":{"best_epoch":10,"config":{"bat'
+    'ch_size":128,"epochs":10,"lr":0.001,"momentum":0.9,"optimizer":"adam","patience":null,"schedule":"cosine","seed"'
+    ':0,"weight_decay":0.0},"epochs_run":10,"val":{"accuracy":0.9,"loss":0.2}},"wattless_version":"0.1.0"}}'
+)
+SKELETONS = _LENET5 + _LENET300
+"""Appended to version 2's dictionary text (``header.py``) to make version 3's."""
