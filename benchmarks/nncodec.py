@@ -20,7 +20,6 @@ floor and our bytes are still reported, and the NNCodec columns say "not run".
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -29,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 import wattless
+from wattless.artifact.breakdown import floor_bytes
 from wattless.artifact.reader import read_stored_sizes
 from wattless.packed import AffineWeight, CodebookWeight
 
@@ -50,18 +51,10 @@ def env_python() -> Path:
 
 def entropy_floor(codes: np.ndarray) -> dict[str, float]:
     """Bytes the codes need at least (no tables): ``mask`` = numel * H(K / numel) bits for where the K non-zero
-    codes are, ``values`` = K * H0 bits for the non-zero codes (order-0 empirical entropy), and ``total``."""
-    flat = np.asarray(codes).reshape(-1)
-    numel, nonzero = flat.size, flat[flat != 0]
-    k = nonzero.size
-    mask = 0.0 if k in (0, numel) else -numel * (_plogp(k / numel) + _plogp(1 - k / numel))
-    _, counts = np.unique(nonzero, return_counts=True)
-    values = -sum(float(c) * math.log2(c / k) for c in counts)
-    return {"mask": mask / 8, "values": values / 8, "total": (mask + values) / 8}
-
-
-def _plogp(p: float) -> float:
-    return p * math.log2(p)
+    codes are, ``values`` = K * H0 bits for the non-zero codes (order-0 empirical entropy), and ``total``: the
+    library's floor (:func:`wattless.artifact.breakdown.floor_bytes`), which ``wattless inspect`` reports too."""
+    mask, values = floor_bytes(torch.as_tensor(np.asarray(codes).astype(np.int64)))
+    return {"mask": mask, "values": values, "total": mask + values}
 
 
 def levels(codes: np.ndarray, codebook: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 import compat  # noqa: E402
 import edge  # noqa: E402  (benchmarks/ is the script's own folder)
 import foundation  # noqa: E402
+import frontier  # noqa: E402
 import hardware  # noqa: E402
 import patchtst  # noqa: E402
 import precision  # noqa: E402
@@ -32,8 +33,8 @@ from wattless.report import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "benchmarks" / "results"
-STUDIES = ("foundation", "quantization", "precision", "pruning", "survey", "edge", "sweep", "search", "tabular",
-           "timeseries", "hardware", "patchtst", "compat")
+STUDIES = ("foundation", "quantization", "precision", "pruning", "survey", "edge", "sweep", "search", "frontier",
+           "tabular", "timeseries", "hardware", "patchtst", "compat")
 
 
 def run_study(name: str, out_dir: Path) -> str:
@@ -42,7 +43,7 @@ def run_study(name: str, out_dir: Path) -> str:
         write_results(study["records"], out_dir / "foundation", title="Foundation study",
                       notes=[energy_note(study["records"])])
         return study["markdown"]
-    if name in ("quantization", "pruning", "survey", "search") and not (out_dir / "lenet5.wlz").exists():
+    if name in ("quantization", "pruning", "survey", "search", "frontier") and not (out_dir / "lenet5.wlz").exists():
         raise SystemExit("run the foundation study first: it trains the fp32 LeNet-300-100 and LeNet-5")
     if name == "quantization":
         return quantization.run(out_dir, out_dir / "lenet300.wlz")["markdown"]
@@ -60,6 +61,8 @@ def run_study(name: str, out_dir: Path) -> str:
         return sweep.run(out_dir)["markdown"]
     if name == "search":
         return search.run(out_dir)["markdown"]
+    if name == "frontier":
+        return frontier.run(out_dir)["markdown"]
     if name == "edge":
         return edge.run(out_dir)["markdown"]
     if name == "hardware":

@@ -75,7 +75,8 @@ def test_bad_options_fail_before_any_trial(trained_mlp, digits, tmp_path, option
 
 
 
-@pytest.mark.parametrize("objective, shipped", [("size", "deep-compression-auto"), ("latency", "kd-pruned-student-int8")])
+@pytest.mark.parametrize("objective, shipped", [("size", "deep-compression-auto"),
+                                               ("latency", "kd-pruned-student-int8")])
 def test_the_first_trial_is_the_shipped_recipe(objective, shipped):
     fixed = optuna.trial.FixedTrial(first_trial(objective, default_epochs(objective), int8_allowed=True))
     built = Recipe.from_dict(build_recipe(fixed, objective, ["1", "3"], default_epochs(objective), True))

@@ -22,7 +22,6 @@ The pruned model holds the allocation: ``wattless inspect`` shows each layer's n
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from ...artifact.breakdown import binary_entropy
 from ...errors import ConfigError
 from ...train import LearningRateValue, metrics_from_outputs, predict
 from .._registry import Context, TechniqueConfig, register_technique
@@ -81,8 +81,7 @@ def estimated_bits(weights: int, sparsity: float, value_bits: float) -> float:
     """Coded bits of a layer of ``weights`` weights at ``sparsity``: where the survivors are (binary entropy per
     weight) plus ``value_bits`` per survivor."""
     kept = 1.0 - sparsity
-    entropy = 0.0 if kept in (0.0, 1.0) else -(kept * math.log2(kept) + sparsity * math.log2(sparsity))
-    return weights * (entropy + kept * value_bits)
+    return weights * (binary_entropy(kept) + kept * value_bits)
 
 
 def allocate(curves: dict[str, list[float]], weights: dict[str, int], budget_bits: float, value_bits: float,
