@@ -161,8 +161,8 @@ def test_applies_to_says_why_and_the_technique_refuses_alike(name, model_name, d
 
 def test_config_versions_are_checked(trained_mlp, tmp_path):
     """A config written by a newer wattless is refused with the fix; an older one is migrated."""
-    with pytest.raises(ConfigError, match="version 2 was written by a newer wattless.*upgrade wattless"):
-        make_config("prune.magnitude", {"sparsity": 0.5, "version": 2})
+    with pytest.raises(ConfigError, match="version 3 was written by a newer wattless.*upgrade wattless"):
+        make_config("prune.magnitude", {"sparsity": 0.5, "version": 3})
     with pytest.raises(ConfigError, match="version"):
         make_config("prune.magnitude", {"version": "one"})
     model = wattless.WattlessModel(trained_mlp.module, {**trained_mlp.meta, "recipe": [
