@@ -172,6 +172,22 @@ def test_config_versions_are_checked(trained_mlp, tmp_path):
         wattless.load(tmp_path / "future.wlz")
 
 
+@pytest.mark.parametrize("name, given, field, old, new", [
+    ("prune.magnitude", {"sparsity": 0.5}, "scope", "layer", "global"),
+    ("prune.magnitude", {"sparsity": 0.5}, "schedule", "oneshot", "gradual"),
+    ("prune.magnitude", {"sparsity": 0.5}, "lr", 5e-4, 1e-3),
+    ("prune.structured", {"ratio": 0.5}, "importance", "l1", "taylor"),
+    ("distill.hinton", {"epochs": 1}, "importance", "l1", "taylor"),
+    ("distill.fitnets", {"epochs": 1}, "importance", "l1", "taylor"),
+])
+def test_a_changed_default_keeps_its_old_value_in_configs_stored_before(name, given, field, old, new):
+    """Issue 18 changed these defaults (config version 2): a stored version-1 config that leaves the field out
+    still means the old default; one that gives it keeps it; a config without a version is new."""
+    assert getattr(make_config(name, {**given, "version": 1}), field) == old
+    assert getattr(make_config(name, {**given, field: new, "version": 1}), field) == new
+    assert getattr(make_config(name, given), field) == new
+
+
 def test_a_technique_is_found_without_any_list_to_edit():
     from wattless.techniques import _registry
 
