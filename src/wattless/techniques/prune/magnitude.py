@@ -57,8 +57,10 @@ class MagnitudePruneConfig(TechniqueConfig):
     global, oneshot, 0.001: 0.40 / 0.30; global, iterative, 0.001: 0.83 / 0.69; global, gradual, 5e-4:
     0.78 / 0.63; global, oneshot, 5e-4: 0.98 / 0.63; layer, gradual, 0.001: 1.43 / 1.00; layer, oneshot,
     0.001: 1.63 / 1.89; layer, gradual, 5e-4: 1.90 / 1.79; layer, oneshot, 5e-4 (the version-1 defaults):
-    2.70 / 2.92. The pruning study (benchmarks/results/pruning.md) reached 0.11 at 90% and 0.46 at 95% with
-    global, gradual, 0.001 (6 and 8 epochs). MobileNet (width 0.25), the compatibility matrix's cell that
+    2.70 / 2.92. The README's ``wattless compress`` example: test drop 0.25 (2.92 with the version-1
+    defaults); followed by ``share.kmeans:clusters=16``: 0.34 (2.87). The pruning study
+    (benchmarks/results/pruning.md) reached 0.11 at 90% and 0.46 at 95% with global, gradual, 0.001 (6 and 8
+    epochs). MobileNet (width 0.25), the compatibility matrix's cell that
     missed (benchmarks/results/compat.md: 24 points lost at 50% with the version-1 scope and schedule), rerun
     on its stored model (81.5% on 200 test samples; sparsity 0.5, 5 epochs at lr 0.003): layer, oneshot 68%;
     layer, gradual 76%; global, oneshot 84%; global, gradual 90%.
