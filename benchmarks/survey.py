@@ -55,7 +55,7 @@ ROWS: dict[str, list[tuple[str, str, str | None, Any]]] = {
     "lenet300": [
         *BASELINE_AND_INT8,
         ("kd", "distillation (fresh copy, 1/4 width)", "baseline",
-         [{"distill.hinton": {"student": "teacher-copy", "width": 0.25, **KD}}]),
+         [{"distill.hinton": {"student": "teacher-copy", "width": 0.25, "importance": "l1", **KD}}]),
         ("kd-int8", "distill -> int8", "kd", ["quantize.int8"]),
         *DEEP_COMPRESSION,
         ("kd-pruned", "distill into pruned student (1/5 width)", "baseline",

@@ -25,7 +25,7 @@ def ladder(*entries):
 
 SIZE_LADDER = ladder(("ptq8", [{"quantize.ptq": {"bits": 8}}]),
                      ("ptq4", [{"quantize.ptq": {"bits": 4}}]),
-                     ("ruin", [{"prune.magnitude": {"sparsity": 0.99, "finetune_epochs": 0}}]),
+                     ("ruin", [{"prune.magnitude": {"sparsity": 0.99, "scope": "layer", "finetune_epochs": 0}}]),
                      ("int8", ["quantize.int8"]))
 
 

@@ -105,7 +105,7 @@ def test_a_recipe_writes_a_record_after_every_step(cli_run, work, model_path, fa
 
 def test_max_drop_returns_a_model_within_the_budget_with_every_candidate(cli_run, work, model_path, fast):
     (work / "ladder.yaml").write_text("size:\n  - {name: ptq8, steps: [{quantize.ptq: {bits: 8}}]}\n"
-                                      "  - {name: ruin, steps: [{prune.magnitude: {sparsity: 0.99, "
+                                      "  - {name: ruin, steps: [{prune.magnitude: {sparsity: 0.99, scope: layer, "
                                       "finetune_epochs: 0}}]}\n")
     record = cli_run("compress", model_path, "--max-drop", "1", "--objective", "size", "--ladder", "ladder.yaml",
                      "-o", "best.wlz", *fast, "--json").json()
@@ -116,7 +116,7 @@ def test_max_drop_returns_a_model_within_the_budget_with_every_candidate(cli_run
 
 
 def test_max_drop_with_no_candidate_within_it_is_a_user_error(cli_run, work, model_path, fast):
-    (work / "ladder.yaml").write_text("size: [{name: ruin, steps: [{prune.magnitude: {sparsity: 0.99, "
+    (work / "ladder.yaml").write_text("size: [{name: ruin, steps: [{prune.magnitude: {sparsity: 0.99, scope: layer, "
                                       "finetune_epochs: 0}}]}]\n")
     result = cli_run("compress", model_path, "--max-drop", "0.5", "--ladder", "ladder.yaml", "-o", "b.wlz", *fast)
     assert result.code == 2 and "no candidate stays within --max-drop 0.5" in result.err

@@ -197,7 +197,7 @@ def test_the_vector_and_tile_paths_stay_in_bounds_and_agree_with_one_sample_at_a
     """Sparse codes read 8 at a time, tiles of samples and (on x86-64 with AVX2) the vector kernels, under the
     address and undefined-behaviour sanitizers with arenas of exactly the stated sizes."""
     model, data = zoo[name]
-    steps = ["prune.magnitude:sparsity=0.9,finetune_epochs=0", "share.kmeans:finetune_epochs=0"]
+    steps = ["prune.magnitude:sparsity=0.9,scope=layer,finetune_epochs=0", "share.kmeans:finetune_epochs=0"]
     exported = export_c(wattless.apply_steps(model, data, steps), tmp_path / "c")
     (tmp_path / "probe.c").write_text(BATCH_PROBE)
     program = compile_c([tmp_path / "probe.c", exported.path / "model.c"], tmp_path / "probe",

@@ -161,8 +161,8 @@ def test_applies_to_says_why_and_the_technique_refuses_alike(name, model_name, d
 
 def test_config_versions_are_checked(trained_mlp, tmp_path):
     """A config written by a newer wattless is refused with the fix; an older one is migrated."""
-    with pytest.raises(ConfigError, match="version 2 was written by a newer wattless.*upgrade wattless"):
-        make_config("prune.magnitude", {"sparsity": 0.5, "version": 2})
+    with pytest.raises(ConfigError, match="version 3 was written by a newer wattless.*upgrade wattless"):
+        make_config("prune.magnitude", {"sparsity": 0.5, "version": 3})
     with pytest.raises(ConfigError, match="version"):
         make_config("prune.magnitude", {"version": "one"})
     model = wattless.WattlessModel(trained_mlp.module, {**trained_mlp.meta, "recipe": [
@@ -170,6 +170,22 @@ def test_config_versions_are_checked(trained_mlp, tmp_path):
     wattless.save(model, tmp_path / "future.wlz")
     with pytest.raises(wattless.WattlessError, match="config version 9, newer than this wattless reads"):
         wattless.load(tmp_path / "future.wlz")
+
+
+@pytest.mark.parametrize("name, given, field, old, new", [
+    ("prune.magnitude", {"sparsity": 0.5}, "scope", "layer", "global"),
+    ("prune.magnitude", {"sparsity": 0.5}, "schedule", "oneshot", "gradual"),
+    ("prune.magnitude", {"sparsity": 0.5}, "lr", 5e-4, 1e-3),
+    ("prune.structured", {"ratio": 0.5}, "importance", "l1", "taylor"),
+    ("distill.hinton", {"epochs": 1}, "importance", "l1", "taylor"),
+    ("distill.fitnets", {"epochs": 1}, "importance", "l1", "taylor"),
+])
+def test_a_changed_default_keeps_its_old_value_in_configs_stored_before(name, given, field, old, new):
+    """Issue 18 changed these defaults (config version 2): a stored version-1 config that leaves the field out
+    still means the old default; one that gives it keeps it; a config without a version is new."""
+    assert getattr(make_config(name, {**given, "version": 1}), field) == old
+    assert getattr(make_config(name, {**given, field: new, "version": 1}), field) == new
+    assert getattr(make_config(name, given), field) == new
 
 
 def test_a_technique_is_found_without_any_list_to_edit():

@@ -67,7 +67,8 @@ def test_pruned_weights_stay_exactly_zero(digits, trained_mlp):
 
 def test_pruning_a_shared_model_still_reaches_its_sparsity(digits, trained_mlp):
     shared = apply_steps(trained_mlp, digits, ["share.kmeans:clusters=4,finetune_epochs=0"])
-    pruned = apply_steps(shared, digits, ["prune.magnitude:sparsity=0.5,finetune_epochs=0"])  # ties everywhere
+    pruned = apply_steps(shared, digits,  # ties everywhere
+                         ["prune.magnitude:sparsity=0.5,scope=layer,finetune_epochs=0"])
     for _, layer in prunable_weights(pruned.module):
         assert int((layer.weight == 0).sum()) == round(0.5 * layer.weight.numel())
 

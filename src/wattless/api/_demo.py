@@ -18,7 +18,7 @@ from ._compress import compress
 from ._demo_folder import check_demo_folder, record_demo_files
 from ._models import train
 
-DEMO_STEPS = ["prune.magnitude:sparsity=0.8,scope=global,finetune_epochs=10,lr=0.001"]
+DEMO_STEPS = ["prune.magnitude:sparsity=0.8,scope=global,schedule=oneshot,finetune_epochs=10,lr=0.001"]
 DEMO_ENGINES = ("torch", "onnxruntime")
 NOTES = [
     "Latency: the three variants are timed together in alternating rounds after warm-up, at 1 thread, so load on the "

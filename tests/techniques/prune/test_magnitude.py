@@ -1,13 +1,16 @@
 """Magnitude pruning: exact sparsity for every schedule and scope, per-layer overrides, masks that survive
-fine-tuning, the cubic schedule of gradual pruning, and one clear error per bad input."""
+fine-tuning, the cubic schedule of gradual pruning, the defaults and what they imply, configs stored at version 1,
+and one clear error per bad input."""
 
 import math
 
 import pytest
 import torch
 
+import wattless
 from wattless.api import apply_steps
 from wattless.errors import ConfigError
+from wattless.techniques import make_config
 from wattless.techniques.prune import magnitude
 from wattless.techniques.prune.magnitude import (
     WeightMask,
@@ -71,6 +74,35 @@ def test_per_layer_overrides(digits, trained_mlp):
     assert zeros(pruned.module) == {"1": round(0.25 * numel["1"]), "3": round(0.8 * numel["3"])}
 
 
+def test_defaults_are_the_pruning_studys_best_and_imply_the_rest():
+    assert make_config("prune.magnitude", {}).model_dump(include={"scope", "schedule", "lr", "version"}) == {
+        "scope": "global", "schedule": "gradual", "lr": 1e-3, "version": 2}
+    assert make_config("prune.magnitude", {"layer_sparsity": {"1": 0.25}}).scope == "layer"  # per-layer targets
+    assert make_config("prune.magnitude", {"finetune_epochs": 0}).schedule == "oneshot"  # nothing to prune during
+    with pytest.raises(ConfigError, match="finetune_epochs >= 1, or schedule=oneshot"):  # a schedule given is kept
+        make_config("prune.magnitude", {"finetune_epochs": 0, "schedule": "gradual"})
+
+
+def test_configs_stored_at_version_1_keep_the_version_1_defaults(digits, trained_mlp, tmp_path):
+    """A model file whose recipe holds a version-1 config without scope, schedule or lr (the first release wrote
+    no schedule) reads back as layer-wise one-shot pruning at lr 5e-4, as it was run; fields it gives are kept."""
+    stored = [{"technique": "prune.magnitude", "config": {"sparsity": 0.5, "finetune_epochs": 1, "version": 1}},
+              {"technique": "prune.magnitude", "config": {"sparsity": 0.6, "scope": "global", "lr": 0.01,
+                                                          "finetune_epochs": 1, "version": 1}}]
+    wattless.save(wattless.WattlessModel(trained_mlp.module, {**trained_mlp.meta, "recipe": stored}),
+                  tmp_path / "old.wlz")
+    recipe = wattless.load(tmp_path / "old.wlz").recipe
+    first, second = (make_config(step["technique"], step["config"]) for step in recipe)
+    assert (first.scope, first.schedule, first.lr, first.version) == ("layer", "oneshot", 5e-4, 2)
+    assert (second.scope, second.schedule, second.lr) == ("global", "oneshot", 0.01)
+    rerun = apply_steps(trained_mlp, digits, [("prune.magnitude", first)])
+    old = apply_steps(trained_mlp, digits, ["prune.magnitude:sparsity=0.5,finetune_epochs=1,scope=layer,"
+                                            "schedule=oneshot,lr=5e-4"])
+    for (_, a), (_, b) in zip(prunable_weights(rerun.module), prunable_weights(old.module), strict=True):
+        assert torch.equal(a.weight, b.weight)
+    assert zeros(rerun.module) == {name: round(0.5 * n) for name, n in sizes(trained_mlp.module).items()}
+
+
 def test_gradual_masks_follow_the_cubic_schedule(monkeypatch, digits, trained_mlp):
     """After optimizer step t of an n-step ramp, a layer has round(cubic_sparsity(s, t / n) * size) zeros."""
     seen = []
@@ -84,7 +116,7 @@ def test_gradual_masks_follow_the_cubic_schedule(monkeypatch, digits, trained_ml
         return real_finetune(model, ctx, epochs, lr, **{**options, "on_step": on_step})
 
     monkeypatch.setattr(magnitude, "finetune", recording_finetune)
-    apply_steps(trained_mlp, digits, ["prune.magnitude:sparsity=0.8,schedule=gradual,finetune_epochs=2"])
+    apply_steps(trained_mlp, digits, ["prune.magnitude:sparsity=0.8,scope=layer,schedule=gradual,finetune_epochs=2"])
     ramp = math.ceil(2 * magnitude.GRADUAL_RAMP_FRACTION) * len(seen) // 2  # whole epochs of the two
     numel = sizes(trained_mlp.module)["1"]
     assert seen == [round(cubic_sparsity(0.8, min(t / ramp, 1.0)) * numel) for t in range(1, len(seen) + 1)]
