@@ -82,3 +82,17 @@ def test_zero_epochs_prunes_at_once_and_the_shipped_recipe_loads(trained_mlp, di
                             measure_result=False).path
     assert wattless.load(out).recipe[-1]["technique"] == "prune.sensitivity"
     assert Recipe.load("deep-compression-auto").step_names == ["prune.sensitivity", "share.kmeans"]
+
+
+def test_distillation_from_the_unpruned_model_keeps_the_allocation_and_changes_the_training(trained_mlp, digits,
+                                                                                              tmp_path):
+    def pruned(**fields):
+        cfg = make_config("prune.sensitivity", {"size_ratio": 8, "finetune_epochs": 1, "samples": 128, **fields})
+        path = wattless.compress(trained_mlp, digits, tmp_path / f"{len(fields)}.wlz", steps=[("prune.sensitivity",
+                                 cfg)], seed=0, measure_result=False).path
+        return dict(prunable_weights(wattless.load(path).module))
+
+    plain, taught = pruned(), pruned(distill_alpha=0.5, temperature=2.0)
+    for name, layer in plain.items():
+        assert int((layer.weight == 0).sum()) == int((taught[name].weight == 0).sum())  # the same allocation
+    assert any(not torch.equal(layer.weight, taught[name].weight) for name, layer in plain.items())

@@ -222,7 +222,8 @@ def _epochs_per_round(total: int, rounds: int) -> list[int]:
     return [base + (1 if k >= rounds - extra else 0) for k in range(rounds)]
 
 
-def _prune_gradual(model: nn.Module, cfg: MagnitudePruneConfig, ctx: Context) -> None:
+def prune_gradual(model: nn.Module, cfg: MagnitudePruneConfig, ctx: Context, **fit_options) -> None:
+    """Zhu & Gupta's gradual schedule to ``cfg``'s sparsities while fine-tuning (``fit_options``: e.g. a ``loss``)."""
     ramp_epochs = math.ceil(cfg.finetune_epochs * GRADUAL_RAMP_FRACTION)
     ramp_steps = ramp_epochs * steps_per_epoch(ctx.dataset, finetune_config(ctx, cfg.finetune_epochs, cfg.lr))
     _prune_at(model, cfg, lambda final: 0.0)  # all-ones masks: the parametrizations the ramp updates
@@ -231,7 +232,7 @@ def _prune_gradual(model: nn.Module, cfg: MagnitudePruneConfig, ctx: Context) ->
         if step <= ramp_steps:
             _prune_at(model, cfg, lambda final: cubic_sparsity(final, step / ramp_steps))
 
-    finetune(model, ctx, cfg.finetune_epochs, cfg.lr, on_step=on_step, best_from_epoch=ramp_epochs)
+    finetune(model, ctx, cfg.finetune_epochs, cfg.lr, on_step=on_step, best_from_epoch=ramp_epochs, **fit_options)
 
 
 @register_technique("prune.magnitude", MagnitudePruneConfig, applies_to=LINEAR_OR_CONV,
@@ -240,7 +241,7 @@ def prune_magnitude(model: nn.Module, cfg: MagnitudePruneConfig, ctx: Context) -
     """Zero the smallest weights (one-shot, iterative or gradual; per layer or global), fine-tuning with masks held."""
     final_masks = magnitude_masks(model, cfg.sparsity, cfg.scope, cfg.layer_sparsity)  # bad layers fail here, early
     if cfg.schedule == "gradual":
-        _prune_gradual(model, cfg, ctx)
+        prune_gradual(model, cfg, ctx)
     elif cfg.schedule == "iterative":
         for round_, epochs in enumerate(_epochs_per_round(cfg.finetune_epochs, cfg.steps), start=1):
             _prune_at(model, cfg, lambda final, k=round_: geometric_sparsity(final, k / cfg.steps))

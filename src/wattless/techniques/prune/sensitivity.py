@@ -15,14 +15,14 @@ accordingly, then prune gradually to those per-layer sparsities while fine-tunin
    bit allocation). Big layers thus give up more weights than small sensitive ones (LeNet-300-100's output
    layer keeps most of its 1,000 weights while its 235,200-weight first layer keeps about 1.5%).
 3. **Pruning**: ``prune.magnitude`` with those per-layer sparsities, on the gradual (Zhu & Gupta) schedule
-   (at once when ``finetune_epochs`` is 0).
+   (at once when ``finetune_epochs`` is 0). With ``distill_alpha`` the fine-tuning also follows the unpruned
+   model's soft targets (Hinton et al.'s loss at ``temperature``, as ``distill.hinton``): the model teaches its
+   own pruned self.
 
 The pruned model holds the allocation: ``wattless inspect`` shows each layer's non-zero weights.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +33,15 @@ from ...artifact.breakdown import binary_entropy
 from ...errors import ConfigError
 from ...train import LearningRateValue, metrics_from_outputs, predict
 from .._registry import Context, TechniqueConfig, register_technique
-from .magnitude import LINEAR_OR_CONV, MagnitudePruneConfig, _keep_mask, prunable_weights, prune_magnitude
+from ..distill.hinton import distillation_loss, teacher_outputs
+from .magnitude import (
+    LINEAR_OR_CONV,
+    MagnitudePruneConfig,
+    _keep_mask,
+    prunable_weights,
+    prune_gradual,
+    prune_magnitude,
+)
 
 GRID = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.995)
 """Sparsities at which each layer's sensitivity is measured (the allocation picks among them)."""
@@ -50,6 +58,9 @@ class SensitivityPruneConfig(TechniqueConfig):
     finetune_epochs: int = Field(12, ge=0, le=1000, description="fine-tuning epochs (gradual pruning; 0: prune at "
                                  "once, no fine-tuning)")
     lr: LearningRateValue = Field(1e-3, description="fine-tuning learning rate")
+    distill_alpha: float = Field(0.0, ge=0.0, le=1.0, description="weight of the unpruned model's soft targets "
+                                 "in the fine-tuning loss (0: labels only)")
+    temperature: float = Field(2.0, gt=0.0, le=100.0, description="soft-target temperature (with distill_alpha)")
 
 
 def _loss(model: nn.Module, X: np.ndarray, y: np.ndarray, task: str) -> float:
@@ -139,6 +150,11 @@ def prune_sensitivity(model: nn.Module, cfg: SensitivityPruneConfig, ctx: Contex
     budget = 32 * sum(weights.values()) / cfg.size_ratio
     allocation = allocate(curves, weights, budget, cfg.value_bits, max_sparsity=cfg.max_sparsity)
     schedule = "gradual" if cfg.finetune_epochs else "oneshot"
-    magnitude: dict[str, Any] = {"scope": "layer", "schedule": schedule, "layer_sparsity": allocation,
-                                 "finetune_epochs": cfg.finetune_epochs, "lr": cfg.lr}
-    return prune_magnitude(model, MagnitudePruneConfig(**magnitude), ctx)
+    magnitude = MagnitudePruneConfig(scope="layer", schedule=schedule, layer_sparsity=allocation,
+                                     finetune_epochs=cfg.finetune_epochs, lr=cfg.lr)
+    if not cfg.distill_alpha or not cfg.finetune_epochs:
+        return prune_magnitude(model, magnitude, ctx)
+    teacher = teacher_outputs(model, ctx.dataset)  # the unpruned model's outputs, before any weight goes
+    prune_gradual(model, magnitude, ctx, loss=distillation_loss(teacher, ctx.dataset, cfg.temperature,
+                                                                cfg.distill_alpha))
+    return model
