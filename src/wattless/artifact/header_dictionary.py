@@ -3,8 +3,9 @@
 Version 2's dictionary (``header.py``) holds the library's vocabulary as loose pieces; a file whose weights are
 pruned, shared and entropy-coded is a few kilobytes, and its header was the biggest thing left in it (545 of
 LeNet-300-100's 9,343 bytes, 659 of LeNet-5's 4,527). Version 3 appends, after it, the whole header of the
-shipped ``deep-compression`` recipe's file of LeNet-5 and of LeNet-300-100 on Fashion-MNIST as the writer
-spells it, with everything a file measures or learns left out: no non-zero counts, stored sizes, strides,
+shipped ``deep-compression`` recipe's file of LeNet-5 and of LeNet-300-100 on Fashion-MNIST, and of the
+``deep-compression-auto`` recipe's file of LeNet-300-100, as the writer spells them, with everything a file
+measures or learns left out: no non-zero counts, stored sizes, strides,
 accuracies, losses or data statistics (``mean``, ``std``). What remains is the library's own: the zoo models'
 layer names and shapes, the packed parts and their encodings, the built-in data sets' class names and split
 sizes, the shipped recipe's configuration and the training defaults. Frozen with format version 3.
@@ -88,5 +89,35 @@ _LENET300 = (  # deep-compression of lenet300 on fashion-mnist
     'ch_size":128,"epochs":10,"lr":0.001,"momentum":0.9,"optimizer":"adam","patience":null,"schedule":"cosine","seed"'
     ':0,"weight_decay":0.0},"epochs_run":10,"val":{"accuracy":0.9,"loss":0.2}},"wattless_version":"0.1.0"}}'
 )
-SKELETONS = _LENET5 + _LENET300
+_LENET300_AUTO = (  # deep-compression-auto of lenet300 on fashion-mnist (added before version 3 was released)
+    '{"encodings":{"packed.1.bias.codes":{"alphabet":64,"dtype":"int32","encoding":"entropy","nonzeros":,"shape":[300],'
+    '"stride":0},"packed.1.bias.offset":{"encoding":"raw"},"packed.1.bias.scale":{"encoding":"raw"},"packed.1.weight.co'
+    'debook":{"encoding":"raw"},"packed.1.weight.codes":{"alphabet":8,"dtype":"int32","encoding":"entropy","nonzeros":,'
+    '"shape":[300,784],"stride":0},"packed.3.bias.codes":{"bits":6,"dtype":"int32","encoding":"bitpack","shape":[100],"'
+    'zstd":false},"packed.3.bias.offset":{"encoding":"raw"},"packed.3.bias.scale":{"encoding":"raw"},"packed.3.weight.c'
+    'odebook":{"encoding":"raw"},"packed.3.weight.codes":{"alphabet":8,"dtype":"int32","encoding":"entropy","nonzeros":'
+    ',"shape":[100,300],"stride":0},"packed.5.bias.codes":{"bits":6,"dtype":"int32","encoding":"bitpack","shape":[10],"'
+    'zstd":false},"packed.5.bias.offset":{"encoding":"raw"},"packed.5.bias.scale":{"encoding":"raw"},"packed.5.weight.c'
+    'odebook":{"encoding":"raw"},"packed.5.weight.codes":{"alphabet":8,"dtype":"int32","encoding":"entropy","nonzeros":'
+    ',"shape":[10,100],"stride":0}},"stored":{"packed.1.bias.codes":["uint8",[]],"packed.1.bias.offset":["float32",[]],'
+    '"packed.1.bias.scale":["float32",[]],"packed.1.weight.codebook":["float32",[8]],"packed.1.weight.codes":["uint8",['
+    ']],"packed.3.bias.codes":["uint8",[]],"packed.3.bias.offset":["float32",[]],"packed.3.bias.scale":["float32",[]],"'
+    'packed.3.weight.codebook":["float32",[8]],"packed.3.weight.codes":["uint8",[]],"packed.5.bias.codes":["uint8",[]],'
+    '"packed.5.bias.offset":["float32",[]],"packed.5.bias.scale":["float32",[]],"packed.5.weight.codebook":["float32",['
+    '8]],"packed.5.weight.codes":["uint8",[]]},"wattless":{"dataset":{"classes":["T-shirt/top","Trouser","Pullover","Dr'
+    'ess","Coat","Sandal","Shirt","Sneaker","Bag","Ankle boot"],"input_shape":[1,28,28],"name":"fashion-mnist","num_out'
+    'puts":10,"preprocessing":{"kind":"standardize","mean":0.,"pixel_scale":0.00392156862745098,"std":0.},"sizes":{"tes'
+    't":10000,"train":54000,"val":6000},"task":"classification"},"model":{"input_shape":[1,28,28],"kwargs":{},"name":"l'
+    'enet300","num_outputs":10},"original":{"model":"lenet300","size_bytes_fp32":1066888},"packed":{"1.bias":{"info":{"'
+    'bits":6},"kind":"affine","shape":[300]},"1.weight":{"info":{"bits":3},"kind":"codebook","shape":[300,784]},"3.bias'
+    '":{"info":{"bits":6},"kind":"affine","shape":[100]},"3.weight":{"info":{"bits":3},"kind":"codebook","shape":[100,3'
+    '00]},"5.bias":{"info":{"bits":6},"kind":"affine","shape":[10]},"5.weight":{"info":{"bits":3},"kind":"codebook","sh'
+    'ape":[10,100]}},"recipe":[{"config":{"distill_alpha":0.5,"finetune_epochs":16,"lr":0.001,"max_sparsity":0.99,"samp'
+    'les":2048,"size_ratio":120.0,"temperature":2.0,"value_bits":3.0,"version":1},"technique":"prune.sensitivity"},{"co'
+    'nfig":{"bias_bits":6,"clusters":8,"finetune_epochs":1,"init":"linear","lr":0.0001,"version":1},"technique":"share.'
+    'kmeans"}],"seed":0,"structure":[],"task":"classification","train":{"best_epoch":10,"config":{"batch_size":128,"epo'
+    'chs":10,"lr":0.001,"momentum":0.9,"optimizer":"adam","patience":null,"schedule":"cosine","seed":0,"weight_decay":0'
+    '.0},"epochs_run":10,"val":{"accuracy":0.9,"loss":0.2}},"wattless_version":"0.1.0"}}'
+)
+SKELETONS = _LENET5 + _LENET300 + _LENET300_AUTO
 """Appended to version 2's dictionary text (``header.py``) to make version 3's."""
