@@ -22,7 +22,7 @@ test: $(STAMP)
 fuzz: $(STAMP)
 	WATTLESS_FUZZ_PROFILE=long $(BIN)/python -m pytest -n 2 -q tests/fuzz
 
-bench: $(STAMP)
+bench: $(STAMP) nncodec-env
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[hw,hf]"
 	WATTLESS_DATA=$${WATTLESS_DATA:-$(abspath ../shared/data)} $(BIN)/python benchmarks/run.py
 
