@@ -148,44 +148,46 @@ def _value_weights(counts: np.ndarray) -> np.ndarray:
     return (2 * counts + 1).astype(np.float64)
 
 
-def encode_mask_and_values(codes: np.ndarray, rows: int, cols: int, stride: int, alphabet: int) -> np.ndarray:
-    """The range coder's words for the (rows, cols) int64 `codes` (values in 0 .. alphabet-1)."""
+def _coded_symbols(codes: np.ndarray, stride: int, alphabet: int):
+    """The symbols of the (rows, cols) int64 `codes` in coding order, each with its model's probabilities:
+    ``("mask", bits, P(non-zero))`` per anti-diagonal, then ``("values", batch, weights)`` per batch of non-zero
+    codes (minus 1). The encoder codes them; :func:`information_bits` sums their -log2 p."""
     mask = codes != 0
-    encoder = constriction.stream.queue.RangeEncoder()
-    model = _MaskModel(rows, cols, int(np.count_nonzero(mask)), stride)
+    model = _MaskModel(*codes.shape, int(np.count_nonzero(mask)), stride)
     for i, j in model.diagonals():
         context, probability = model.probabilities(i, j)
         bits = mask[i, j]
-        encoder.encode(bits.astype(np.int32), _bernoulli(), probability)
+        yield "mask", bits, probability
         model.update(i, j, context, bits)
     values = codes[mask] - 1
     counts = np.zeros(alphabet - 1, dtype=np.int64)
     for start, stop in _value_batches(len(values) if alphabet > 2 else 0):  # one possible value costs nothing
         batch = values[start:stop]
-        encoder.encode(batch.astype(np.int32), _categorical(_value_weights(counts)))
+        yield "values", batch, _value_weights(counts)
         counts += np.bincount(batch, minlength=alphabet - 1)
+
+
+def encode_mask_and_values(codes: np.ndarray, rows: int, cols: int, stride: int, alphabet: int) -> np.ndarray:
+    """The range coder's words for the (rows, cols) int64 `codes` (values in 0 .. alphabet-1)."""
+    encoder = constriction.stream.queue.RangeEncoder()
+    for part, symbols, probabilities in _coded_symbols(codes.reshape(rows, cols), stride, alphabet):
+        if part == "mask":
+            encoder.encode(symbols.astype(np.int32), _bernoulli(), probabilities)
+        else:
+            encoder.encode(symbols.astype(np.int32), _categorical(probabilities))
     return encoder.get_compressed()
 
 
 def information_bits(codes: np.ndarray, stride: int, alphabet: int) -> tuple[float, float]:
     """Bits (sum of -log2 p) that the mask and the values of the (rows, cols) int64 `codes` take under the
     coder's adaptive models: how :func:`encode_mask_and_values`'s one stream divides between the two."""
-    mask = codes != 0
-    model = _MaskModel(*codes.shape, int(np.count_nonzero(mask)), stride)
-    mask_bits = 0.0
-    for i, j in model.diagonals():
-        context, probability = model.probabilities(i, j)
-        bits = mask[i, j]
-        mask_bits -= float(np.log2(np.where(bits, probability, 1 - probability)).sum())
-        model.update(i, j, context, bits)
-    values = codes[mask] - 1
-    counts = np.zeros(alphabet - 1, dtype=np.int64)
-    value_bits = 0.0
-    for start, stop in _value_batches(len(values) if alphabet > 2 else 0):
-        weights = _value_weights(counts)
-        value_bits -= float(np.log2(weights[values[start:stop]] / weights.sum()).sum())
-        counts += np.bincount(values[start:stop], minlength=alphabet - 1)
-    return mask_bits, value_bits
+    bits = {"mask": 0.0, "values": 0.0}
+    for part, symbols, probabilities in _coded_symbols(codes, stride, alphabet):
+        if part == "mask":
+            bits[part] -= float(np.log2(np.where(symbols, probabilities, 1 - probabilities)).sum())
+        else:
+            bits[part] -= float(np.log2(probabilities[symbols] / probabilities.sum()).sum())
+    return bits["mask"], bits["values"]
 
 
 def decode_mask_and_values(words: np.ndarray, rows: int, cols: int, stride: int, alphabet: int,
