@@ -37,8 +37,9 @@ from torch import nn
 
 from ...artifact.breakdown import binary_entropy
 from ...errors import ConfigError
-from ...train import LearningRateValue, metrics_from_outputs, predict
+from ...train import LearningRateValue
 from .._registry import Context, TechniqueConfig, register_technique
+from .._sensitivity import damage_table
 from ..distill.hinton import distillation_loss, teacher_outputs
 from .magnitude import (
     LINEAR_OR_CONV,
@@ -69,29 +70,21 @@ class SensitivityPruneConfig(TechniqueConfig):
     temperature: float = Field(2.0, gt=0.0, le=100.0, description="soft-target temperature (with distill_alpha)")
 
 
-def _loss(model: nn.Module, X: np.ndarray, y: np.ndarray, task: str) -> float:
-    return metrics_from_outputs(predict(model, X), y, task)["loss"]
+def _prune_only(model: nn.Module, layer: str, sparsity: float) -> nn.Module:
+    """``model`` with only ``layer``'s weights magnitude-pruned to ``sparsity`` (in place)."""
+    weight = model.get_submodule(layer).weight
+    with torch.no_grad():
+        weight.copy_(weight * _keep_mask(weight, sparsity))
+    return model
 
 
 def sensitivity_curves(model: nn.Module, X: np.ndarray, y: np.ndarray, task: str,
                        grid: tuple[float, ...] = GRID) -> dict[str, list[float]]:
     """Per prunable layer, the loss increase (task loss units, made non-decreasing) when that layer alone is
-    magnitude-pruned to each sparsity of ``grid``; the model is left as it was."""
-    base = _loss(model, X, y, task)
-    curves: dict[str, list[float]] = {}
-    for name, layer in prunable_weights(model):
-        original = layer.weight.detach().clone()
-        increases = []
-        try:
-            for sparsity in grid:
-                with torch.no_grad():
-                    layer.weight.copy_(original * _keep_mask(original, sparsity))
-                increases.append(_loss(model, X, y, task) - base)
-        finally:
-            with torch.no_grad():
-                layer.weight.copy_(original)
-        curves[name] = np.maximum.accumulate(np.asarray(increases)).tolist()
-    return curves
+    magnitude-pruned to each sparsity of ``grid`` (the shared :func:`damage_table`); the model is left as it was."""
+    names = [name for name, _ in prunable_weights(model)]
+    table = damage_table(model, names, grid, _prune_only, X, y, task)
+    return {name: np.maximum.accumulate(row).tolist() for name, row in zip(names, table, strict=True)}
 
 
 def estimated_bits(weights: int, sparsity: float, value_bits: float) -> float:

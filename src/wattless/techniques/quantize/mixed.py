@@ -18,9 +18,8 @@ of their own width.
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
@@ -31,15 +30,12 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from ...data import Dataset
-from ...errors import ConfigError, DataError, ModelError
-from ...train import metrics_from_outputs, predict
+from ...errors import ConfigError, DataError
 from .._registry import Context, TechniqueConfig, get_technique, make_config, register_technique
+from .._sensitivity import Approximate, Sensitivity, damage_table
 from ._layers import MAX_BITS, MIN_BITS, QUANTIZABLE_LAYERS, quantizable_layers
 from ._rows import damage_function, row_damage
 from .ptq import quantize_weight
-
-Sensitivity = Literal["loss", "output"]
-"""What :func:`sensitivity_table` measures: validation-loss increase, or mean squared change of the outputs."""
 
 MAX_DP_STATES = 1 << 20
 """Budget cells of the knapsack table; past this the budget unit is coarsened (see the solver)."""
@@ -210,34 +206,12 @@ def validation_rows(data: Dataset, samples: int) -> tuple[np.ndarray, np.ndarray
     return data.X_val[:samples], data.y_val[:samples]
 
 
-Approximate = Callable[[nn.Module, str, int], nn.Module]
-"""``approximate(model_copy, layer, option)``: the copy with only ``layer`` approximated with ``option``."""
-
-
 def sensitivity_table(model: nn.Module, layers: list[str], options: list[int], approximate: Approximate,
                       data: Dataset, samples: int, measure: Sensitivity = "loss") -> np.ndarray:
-    """(layers, options) damage on validation rows when only that layer is approximated (others in float).
-
-    ``loss``: increase of the validation loss (cross-entropy or MSE; can be negative by chance).
-    ``output``: mean squared change of the model outputs (logits or predictions) from the float model's,
-    never negative and far less noisy. An option the layer refuses (``ModelError``, e.g. more landmarks
-    than distinct weights) or a non-finite result counts as infinite damage, picked only when forced.
-    """
+    """(layers, options) damage on the first ``samples`` validation rows when only that layer is approximated
+    (others in float): :func:`~wattless.techniques._sensitivity.damage_table` on those rows."""
     X, y = validation_rows(data, samples)
-    reference = predict(model, X)
-    base = metrics_from_outputs(reference, y, data.task)["loss"]
-    table = np.empty((len(layers), len(options)))
-    for i, layer in enumerate(layers):
-        for j, option in enumerate(options):
-            try:
-                outputs = predict(approximate(copy.deepcopy(model), layer, option), X)
-            except ModelError:
-                table[i, j] = math.inf
-                continue
-            damage = (metrics_from_outputs(outputs, y, data.task)["loss"] - base if measure == "loss"
-                      else float(np.mean((outputs - reference) ** 2)))
-            table[i, j] = damage if math.isfinite(damage) else math.inf
-    return table
+    return damage_table(model, layers, options, approximate, X, y, data.task, measure)
 
 
 def _code_costs(sizes: list[int], choices: list[int], cfg: MixedPrecisionConfig) -> tuple[list[list[int]], int]:
