@@ -39,6 +39,9 @@ class TechniqueConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     version: int = 1
+    defaults_before: ClassVar[dict[int, dict[str, Any]]] = {}
+    """Per older ``version``, the defaults of the fields whose default has changed since: a config stored at that
+    version and leaving such a field out gets its old default (:meth:`migrate`), so it keeps its meaning."""
 
     def recipe_fields(self) -> dict[str, Any]:
         """The fields as a recipe step writes them (``Recipe.to_dict``): everything but the version."""
@@ -50,8 +53,9 @@ class TechniqueConfig(BaseModel):
 
     @classmethod
     def migrate(cls, fields: dict[str, Any], version: int) -> dict[str, Any]:
-        """Fields of a config written at an older ``version``, rewritten for the current one (default: as is)."""
-        return fields
+        """Fields of a config written at an older ``version``, rewritten for the current one (default: the fields it
+        leaves out that have since changed their default take that version's, :attr:`defaults_before`)."""
+        return {**cls.defaults_before.get(version, {}), **fields}
 
 
 @dataclass

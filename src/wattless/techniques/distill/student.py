@@ -8,7 +8,7 @@ A student is the teacher itself made narrower (``teacher-pruned``: its weights, 
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 from torch import nn
@@ -43,6 +43,7 @@ class DistillConfig(TechniqueConfig):
     """
 
     version: int = 2
+    defaults_before: ClassVar[dict[int, dict[str, Any]]] = {1: {"importance": "l1"}}
     student: str = Field("teacher-pruned", description="teacher-pruned, teacher-copy or a zoo model name")
     student_kwargs: dict[str, Any] = Field(default_factory=dict, description="options of a zoo student")
     width: float = Field(0.5, gt=0.0, le=1.0, description="fraction of channels kept (teacher-* students)")
@@ -52,11 +53,6 @@ class DistillConfig(TechniqueConfig):
     batch_size: int = Field(128, ge=1)
     temperature: float = Field(4.0, gt=0, description="softmax temperature of the soft targets")
     alpha: float = Field(0.9, ge=0.0, le=1.0, description="weight of the soft-target term; 1 - alpha on the labels")
-
-    @classmethod
-    def migrate(cls, fields: dict[str, Any], version: int) -> dict[str, Any]:
-        """A version-1 config leaving out ``importance`` narrowed the teacher by L1 norm, its default then."""
-        return {"importance": "l1", **fields} if version == 1 else fields
 
     @field_validator("student")
     @classmethod

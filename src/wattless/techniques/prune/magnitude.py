@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -36,8 +36,6 @@ PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 LINEAR_OR_CONV = layers_of(*PRUNABLE, what="Linear or Conv layer")
 GRADUAL_RAMP_FRACTION = 0.5
 """Share of the fine-tuning epochs (rounded up to whole epochs) over which the gradual schedule prunes."""
-VERSION_1_DEFAULTS = {"scope": "layer", "schedule": "oneshot", "lr": 5e-4}
-"""Defaults of configs written at version 1, before the defaults became the pruning study's best settings."""
 
 
 def _is_zero(value: Any) -> bool:
@@ -74,6 +72,7 @@ class MagnitudePruneConfig(TechniqueConfig):
     model_config = ConfigDict(coerce_numbers_to_str=True)  # layer names such as 1 in layer_sparsity={1: 0.5}
 
     version: int = 2
+    defaults_before: ClassVar[dict[int, dict[str, Any]]] = {1: {"scope": "layer", "schedule": "oneshot", "lr": 5e-4}}
     sparsity: float = Field(0.5, ge=0.0, lt=1.0, description="fraction of weights set to zero")
     scope: Literal["layer", "global"] = Field("global", description="rank weights over all layers (global) or "
                                               "within each layer; layer_sparsity implies layer")
@@ -83,11 +82,6 @@ class MagnitudePruneConfig(TechniqueConfig):
     finetune_epochs: int = Field(2, ge=0, le=1000, description="fine-tuning epochs in all (every schedule)")
     lr: LearningRateValue = Field(1e-3, description="fine-tuning learning rate")
     layer_sparsity: dict[str, float] = Field(default_factory=dict, description="per-layer overrides (scope=layer)")
-
-    @classmethod
-    def migrate(cls, fields: dict[str, Any], version: int) -> dict[str, Any]:
-        """A version-1 config: the fields it leaves out take the version-1 defaults, so it means what it did."""
-        return {**VERSION_1_DEFAULTS, **fields} if version == 1 else fields
 
     @model_validator(mode="before")
     @classmethod

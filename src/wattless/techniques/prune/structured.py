@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -63,6 +63,7 @@ class StructuredPruneConfig(TechniqueConfig):
     model_config = ConfigDict(coerce_numbers_to_str=True)  # layer names such as 1 in ignore=[1]
 
     version: int = 2
+    defaults_before: ClassVar[dict[int, dict[str, Any]]] = {1: {"importance": "l1"}}
     ratio: float = Field(0.5, gt=0.0, lt=1.0, description="fraction of channels removed from every prunable layer")
     importance: Literal["l1", "taylor", "thinet"] = Field("taylor", description="channel ranking: filter L1 norm, "
                                                           "first-order Taylor (|w * dL/dw|) or ThiNet")
@@ -70,11 +71,6 @@ class StructuredPruneConfig(TechniqueConfig):
     lr: LearningRateValue = Field(1e-3, description="fine-tuning learning rate")
     round_to: int | None = Field(None, ge=1, description="keep a multiple of this many channels per layer")
     ignore: list[str] = Field(default_factory=list, description="layers (and children) whose outputs keep all channels")
-
-    @classmethod
-    def migrate(cls, fields: dict[str, Any], version: int) -> dict[str, Any]:
-        """A version-1 config leaving out ``importance`` ranked by L1 norm, its default then."""
-        return {"importance": "l1", **fields} if version == 1 else fields
 
 
 def _structured_applies_to(model: nn.Module, cfg: StructuredPruneConfig | None = None) -> str | None:
