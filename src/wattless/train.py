@@ -255,6 +255,17 @@ def steps_per_epoch(data: Dataset, cfg: TrainConfig) -> int:
     return math.ceil(len(data.X_train) / cfg.batch_size)
 
 
+def task_loss(data: Dataset) -> BatchLoss:
+    """``loss(outputs, idx)``: the task's own loss (cross-entropy or MSE) on training rows ``idx``, as :func:`fit`
+    computes it without a custom loss; for callers that add a term to it."""
+    criterion = loss_function(data.task)
+    targets = _targets(data.y_train, data.task)
+
+    def loss(outputs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return criterion(_as_loss_input(outputs, data.task), targets[idx])
+    return loss
+
+
 def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
         on_epoch: EpochCallback | None = None, on_step: StepCallback | None = None,
         best_from_epoch: int = 0, loss: BatchLoss | None = None, validate: bool = True) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def test_config_round_trips_through_json(name):
         cfg.version = 99
 
 
-FAST = {"finetune_epochs": 1, "epochs": 2, "hint_epochs": 1, "iterations": 50}
+FAST = {"finetune_epochs": 1, "epochs": 2, "hint_epochs": 1, "iterations": 50, "learn_epochs": 1}
 """Shorter training for the contract runs (only the fields a technique has)."""
 
 
