@@ -25,7 +25,8 @@ def test_a_big_insensitive_layer_gives_up_more_than_a_small_sensitive_one():
     grid = (0.0, 0.5, 0.9, 0.99)
     curves = {"big": [0.0, 0.01, 0.05, 0.3], "small": [0.0, 0.2, 0.8, 2.0]}
     weights = {"big": 10_000, "small": 100}
-    budget = estimated_bits(10_000, 0.9, 3.0) + estimated_bits(100, 0.0, 3.0)
+    # in whole bits per layer, as the allocation counts them (rounded up, so the choice never exceeds the budget)
+    budget = math.ceil(estimated_bits(10_000, 0.9, 3.0)) + math.ceil(estimated_bits(100, 0.0, 3.0))
     chosen = allocate(curves, weights, budget, 3.0, grid=grid, max_sparsity=0.99)
     assert chosen == {"big": 0.9, "small": 0.0}
     assert sum(estimated_bits(weights[n], s, 3.0) for n, s in chosen.items()) <= budget
@@ -43,6 +44,20 @@ def test_a_tighter_budget_prunes_more_and_always_fits():
         if previous is not None:
             assert all(chosen[n] >= previous[n] for n in weights)
         previous = chosen
+
+
+def test_the_exact_allocation_takes_a_point_a_lagrangian_cannot_reach():
+    # Bits at sparsity 0 / 0.5 / 0.9: "a" 3000 / 2500 / 769, "b" 300 / 250 / 77. "a"'s 0.5 point (loss 0.3) lies
+    # above the chord from 0.9 (1.0) to 0.0 (0.0), so no multiplier ever picks it: a Lagrangian gives {a: 0.9,
+    # b: 0.0} (loss 1.0, 1,069 bits, 1,731 unused). The knapsack spends the budget exactly on {a: 0.5, b: 0.0}.
+    grid = (0.0, 0.5, 0.9)
+    curves = {"a": [0.0, 0.3, 1.0], "b": [0.0, 1.0, 3.0]}
+    weights = {"a": 1000, "b": 100}
+    budget = estimated_bits(1000, 0.5, 3.0) + estimated_bits(100, 0.0, 3.0)  # 2,800 bits
+    chosen = allocate(curves, weights, budget, 3.0, grid=grid, max_sparsity=0.99)
+    assert chosen == {"a": 0.5, "b": 0.0}
+    assert sum(estimated_bits(weights[n], s, 3.0) for n, s in chosen.items()) <= budget
+    assert allocate(curves, weights, budget - 1, 3.0, grid=grid, max_sparsity=0.99) == {"a": 0.9, "b": 0.0}
 
 
 def test_a_budget_out_of_reach_names_the_largest_ratio_possible():

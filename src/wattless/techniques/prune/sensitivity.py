@@ -9,11 +9,13 @@ accordingly, then prune gradually to those per-layer sparsities while fine-tunin
 2. **Allocation** under a byte budget: the weights' estimated coded size is
    ``n H(d) + n d value_bits`` bits per layer (``n`` weights, ``d = 1 - sparsity`` kept: the entropy of where the
    survivors are plus ``value_bits`` per survivor, the codes ``share.kmeans`` stores next), and the budget is
-   the fp32 weights' bytes over ``size_ratio``. Each layer takes the sparsity minimising
-   ``loss increase + lambda * bits``; ``lambda`` is bisected to the smallest value whose allocation fits the
-   budget (a Lagrangian relaxation of "least summed loss increase within the budget", as in rate-distortion
-   bit allocation). Big layers thus give up more weights than small sensitive ones (LeNet-300-100's output
-   layer keeps most of its 1,000 weights while its 235,200-weight first layer keeps about 1.5%).
+   the fp32 weights' bytes over ``size_ratio``. The sparsities are the least summed loss increase within the
+   budget, solved exactly as a multiple-choice knapsack (the solver mixed precision uses; each layer's bits
+   rounded up to whole bits, so the choice never exceeds the budget). Unlike a Lagrangian relaxation (one
+   multiplier trading loss for bits, as in rate-distortion bit allocation), it also reaches grid points off a
+   curve's lower convex hull and leaves no budget unused that another combination could spend. Big layers thus
+   give up more weights than small sensitive ones (LeNet-300-100's output layer keeps most of its 1,000 weights
+   while its 235,200-weight first layer keeps about 1.5%, with the Lagrangian allocation that was used before).
 3. **Pruning**: ``prune.magnitude`` with those per-layer sparsities, on the gradual (Zhu & Gupta) schedule
    (at once when ``finetune_epochs`` is 0). With ``distill_alpha`` the fine-tuning also follows the unpruned
    model's soft targets (Hinton et al.'s loss at ``temperature``, as ``distill.hinton``): the model teaches its
@@ -21,14 +23,16 @@ accordingly, then prune gradually to those per-layer sparsities while fine-tunin
 
 The pruned model holds the allocation: ``wattless inspect`` shows each layer's non-zero weights.
 
-Measured (BENCHMARKS.md, frontier study, recipe ``deep-compression-auto``: size_ratio 120, 16 epochs, distilled,
-then 8 clusters): LeNet-300-100 138.6x smaller than fp32 at 0.92 / 1.12 points (validation / test); LeNet-5
-97.3x at 2.27 / 1.95. One-shot curves saturate at high sparsity, so on LeNet-5 the allocation takes its
-48,000-weight classifier.1 to 99%, which fine-tuning does not recover: use a lower size_ratio there (60: 55x
-at 0.67 / 0.64 in a trial run).
+Measured with the Lagrangian allocation, before the exact knapsack replaced it (BENCHMARKS.md, frontier study,
+recipe ``deep-compression-auto``: size_ratio 120, 16 epochs, distilled, then 8 clusters): LeNet-300-100 138.6x
+smaller than fp32 at 0.92 / 1.12 points (validation / test); LeNet-5 97.3x at 2.27 / 1.95. One-shot curves
+saturate at high sparsity, so on LeNet-5 the allocation takes its 48,000-weight classifier.1 to 99%, which
+fine-tuning does not recover: use a lower size_ratio there (60: 55x at 0.67 / 0.64 in a trial run).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -38,6 +42,7 @@ from torch import nn
 from ...artifact.breakdown import binary_entropy
 from ...errors import ConfigError
 from ...train import LearningRateValue
+from .._knapsack import solve_multiple_choice_knapsack
 from .._registry import Context, TechniqueConfig, register_technique
 from .._sensitivity import damage_table
 from ..distill.hinton import distillation_loss, teacher_outputs
@@ -52,7 +57,6 @@ from .magnitude import (
 
 GRID = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.995)
 """Sparsities at which each layer's sensitivity is measured (the allocation picks among them)."""
-_BISECTIONS = 80
 
 
 class SensitivityPruneConfig(TechniqueConfig):
@@ -97,35 +101,24 @@ def estimated_bits(weights: int, sparsity: float, value_bits: float) -> float:
 def allocate(curves: dict[str, list[float]], weights: dict[str, int], budget_bits: float, value_bits: float,
              grid: tuple[float, ...] = GRID, max_sparsity: float = 0.99) -> dict[str, float]:
     """Per-layer sparsities from ``grid`` (at most ``max_sparsity``) with the least summed loss increase whose
-    estimated bits fit ``budget_bits`` (Lagrangian: the smallest multiplier whose choice fits).
+    estimated bits fit ``budget_bits``: the exact multiple-choice knapsack, each layer's bits rounded up to whole
+    bits (so the choice always fits) and the budget down.
 
     Raises:
         ConfigError: the budget cannot be met even with every layer at ``max_sparsity``.
     """
     allowed = [i for i, sparsity in enumerate(grid) if sparsity <= max_sparsity]
-    bits = {name: [estimated_bits(weights[name], grid[i], value_bits) for i in allowed] for name in curves}
-    loss = {name: [curves[name][i] for i in allowed] for name in curves}
-
-    def choice(multiplier: float) -> dict[str, int]:
-        return {name: int(np.argmin(np.asarray(loss[name]) + multiplier * np.asarray(bits[name])))
-                for name in curves}
-
-    def total(picked: dict[str, int]) -> float:
-        return sum(bits[name][k] for name, k in picked.items())
-
-    sparsest = {name: int(np.argmin(bits[name])) for name in curves}
-    if total(sparsest) > budget_bits:
+    names = list(curves)
+    costs = [[math.ceil(estimated_bits(weights[name], grid[i], value_bits)) for i in allowed] for name in names]
+    least = sum(min(row) for row in costs)
+    if least > budget_bits:
         fp32 = 32 * sum(weights.values())
         raise ConfigError(f"size_ratio asks for {budget_bits / 8:,.0f} bytes of weights, but even every layer at "
-                          f"sparsity {max_sparsity} takes about {total(sparsest) / 8:,.0f}; use a size_ratio up to "
-                          f"{fp32 / total(sparsest):.0f} or raise max_sparsity")
-    low, high = 0.0, 1.0
-    while total(choice(high)) > budget_bits:
-        high *= 4.0
-    for _ in range(_BISECTIONS):
-        middle = (low + high) / 2
-        low, high = (middle, high) if total(choice(middle)) > budget_bits else (low, middle)
-    return {name: grid[allowed[k]] for name, k in choice(high).items()}
+                          f"sparsity {max_sparsity} takes about {least / 8:,.0f}; use a size_ratio up to "
+                          f"{math.floor(fp32 / least)} or raise max_sparsity")
+    losses = [[curves[name][i] for i in allowed] for name in names]
+    picks = solve_multiple_choice_knapsack(costs, losses, math.floor(budget_bits))
+    return {name: grid[allowed[k]] for name, k in zip(names, picks, strict=True)}
 
 
 def _sample(ctx: Context, count: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,9 +29,10 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ...packed import PackedParts, PackedWeight, _checked_bits, _checked_parts, register_packed
+from .._knapsack import solve_multiple_choice_knapsack
 from .._registry import Context, TechniqueConfig, register_technique
 from ._layers import MAX_BITS, QUANTIZABLE_LAYERS, quantizable_layers
-from .mixed import Allocation, Sensitivity, sensitivity_table, solve_multiple_choice_knapsack
+from .mixed import Allocation, Sensitivity, sensitivity_table
 
 SENSITIVITY_SAMPLES = 1024
 """Validation rows on which the importance allocation measures each layer's sensitivity."""
