@@ -64,6 +64,16 @@ def test_task_loss_and_penalty_both_reach_step_and_range(digits, trained_mlp):
     assert all(quantizer.log_steps.grad > 0 for quantizer in quantizers)  # above target: fewer levels
 
 
+def test_a_weight_exactly_zero_gets_no_gradient_and_stays_zero():
+    weight = torch.nn.Parameter(torch.tensor([[0.0, 0.5, -0.3], [0.2, 0.0, 0.9]]))
+    quantizer = LearnedWidthWeight(weight, 3.0, 8)
+    (quantizer(weight) * torch.arange(6.0).reshape(2, 3)).sum().backward()
+    assert weight.grad[0, 0] == 0 and weight.grad[1, 1] == 0 and weight.grad[0, 1] != 0
+    with torch.no_grad():
+        weight.add_(0.4)  # whatever the optimizer does to the pruned entries
+        assert quantizer(weight)[0, 0] == 0 and quantizer(weight)[1, 1] == 0
+
+
 def test_frozen_model_computes_what_was_trained(digits, trained_mlp):
     module, quantizers = with_learned_widths(trained_mlp.module, init_bits=3.3)
     x = torch.as_tensor(digits.X_test)
@@ -99,9 +109,10 @@ def test_learned_widths_keep_accuracy(digits, trained_mlp, learned):
 
 
 def test_pruned_weights_stay_zero_and_the_file_round_trips(tmp_path, digits, trained_mlp):
-    result = apply_steps(trained_mlp, digits, ["prune.magnitude:sparsity=0.8,finetune_epochs=0",
-                                               "quantize.learned_bits:learn_epochs=1,finetune_epochs=1,bias_bits=8"])
     pruned = apply_steps(trained_mlp, digits, ["prune.magnitude:sparsity=0.8,finetune_epochs=0"])
+    save(pruned, tmp_path / "pruned.wlz")  # loaded back, the zeros are plain weights: no mask holds them
+    result = apply_steps(load(tmp_path / "pruned.wlz"), digits,
+                         ["quantize.learned_bits:learn_epochs=1,finetune_epochs=1,bias_bits=8"])
     for (_, layer), (_, before) in zip(quantizable_layers(result.module), quantizable_layers(pruned.module),
                                        strict=True):
         assert torch.equal(layer.weight[before.weight == 0], torch.zeros(int((before.weight == 0).sum())))

@@ -18,7 +18,8 @@ Two phases:
 2. The widths are fixed (``L = round(r)``) and ``finetune_epochs`` fine-tune the steps and weights with the task
    loss alone; the epoch with the best validation accuracy is kept (every epoch has the same widths).
 
-A pruned weight stays exactly zero (zero is on every grid). The frozen layer is a
+A pruned weight (one exactly zero when the step starts, as a loaded pruned model has them) stays exactly zero
+and gets no gradient. The frozen layer is a
 :class:`~wattless.packed.CodebookWeight` whose codes interleave the levels (``0, d, -d, 2d, -2d, ...``), so code 0
 is the zero weight, the pruned positions are the entropy coder's mask, and the codebook entries are the very
 float32 products the training computed: the frozen model computes exactly what was trained. Biases stay float
@@ -106,6 +107,7 @@ class LearnedWidthWeight(FakeQuantWeight):
         self.log_step = nn.Parameter(torch.tensor(math.log(step) / GAIN))
         self.log_steps = nn.Parameter(torch.tensor(math.log(steps) / GAIN))
         self.fixed_steps: int | None = None
+        self.register_buffer("kept", weight.detach() != 0)  # a pruned weight (exactly 0) stays 0 while training
 
     def step(self) -> torch.Tensor:
         return torch.exp(self.log_step * GAIN).clamp_min(TINY)
@@ -146,7 +148,7 @@ class LearnedWidthWeight(FakeQuantWeight):
     def quantized_levels(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(levels, d)``: integer-valued float levels in ``[-L, L]`` and the step."""
         step, steps = self.step(), self.steps()
-        scaled = weight / step
+        scaled = weight * self.kept / step
         return round_ste(torch.minimum(torch.maximum(scaled, -steps), steps)), step
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
