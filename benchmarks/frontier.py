@@ -2,8 +2,9 @@
 defaults a new user gets, where the bytes of the smallest files go, and how far they are from the entropy floor.
 
 Every row starts from the foundation study's fp32 model. Ratios are against the fp32 state_dict file; drops are
-accuracy points on the validation split (where any choice is made) and the test split (reported). Nothing here
-chooses a variant: each row is a fixed recipe or command.
+accuracy points on the validation split (where any choice is made) and the test split (reported). Each row is a
+fixed recipe or command; the one choice, which shipped recipe meets a model's target, is the smallest file within the
+budget on validation, then judged on test.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from wattless.measurement.filebytes import file_bytes
 from wattless.pipeline import file_quality
 from wattless.report.format import format_bytes
 
-RECIPES = ("deep-compression", "deep-compression-auto")
+RECIPES = ("deep-compression", "deep-compression-auto", "deep-compression-learned-bits")
 MODELS = ("lenet300", "lenet5")
 RATIO_TARGETS = {"lenet300": 120.0, "lenet5": 80.0}
 """Issue 18: the shipped recipe's file at least this many times smaller than the fp32 state_dict, within 1 point."""
@@ -87,15 +88,23 @@ def _recipe_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _recipe_targets(rows: list[dict[str, Any]]) -> list[str]:
+    """Per model, the shipped recipe chosen on validation (the smallest file within the budget there), judged on
+    test; then each recipe's cost."""
     lines = []
     for model, threshold in RATIO_TARGETS.items():
-        row = next(row for row in rows if row["model"] == model and row["variant"] == "deep-compression-auto")
-        within = row["val_drop"] <= MAX_DROP and row["test_drop"] <= MAX_DROP
-        target = Target(f"{model} deep-compression-auto ratio", ">=", threshold)
+        candidates = [row for row in rows if row["model"] == model and row["val_drop"] <= MAX_DROP]
+        if not candidates:
+            lines.append(f"- {model}: no shipped recipe within {MAX_DROP:g} point on validation (>= {threshold:g}x: "
+                         "**missed**).")
+            continue
+        row = min(candidates, key=lambda candidate: candidate["size"])
+        target = Target(f"{model} shipped recipe ratio", ">=", threshold)
         ratio = verdict(target, row["ratio"], row["ratio_kind"])
-        lines.append(f"- {model}, shipped `deep-compression-auto`: {row['ratio']:.1f}x smaller at "
-                     f"{row['test_drop']:.2f} test points (val {row['val_drop']:.2f}) (>= {threshold:g}x at <= "
-                     f"{MAX_DROP:g} point: {ratio if within else '**missed** (over the accuracy budget)'}).")
+        within = row["test_drop"] <= MAX_DROP
+        lines.append(f"- {model}, the smallest shipped recipe within {MAX_DROP:g} point on validation, "
+                     f"`{row['variant']}`: {row['ratio']:.1f}x smaller at {row['test_drop']:.2f} test points (val "
+                     f"{row['val_drop']:.2f}) (>= {threshold:g}x at <= {MAX_DROP:g} point on test: "
+                     f"{ratio if within else '**missed** (over the accuracy budget on test)'}).")
     for row in rows:
         cpu = verdict(Target("CPU minutes of a shipped recipe", "<", CPU_MINUTES), row["cpu_s"] / 60, "measured")
         lines.append(f"- Cost of `{row['variant']}` on {row['model']}: {row['cpu_s'] / 60:.1f} CPU-min "

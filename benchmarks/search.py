@@ -2,9 +2,9 @@
 size.
 
 The search starts from the shipped deep-compression-auto recipe (trial 0) and explores sensitivity-driven size
-ratios, global or per-layer sparsities and cluster counts with TPE; the budget is checked on validation and
-confirmed on test. Targets: a model at least as small as the best shipped recipe (the smallest ladder candidate
-within the budget), and (issue 18) at least 150x smaller than the fp32 state_dict file.
+ratios, global or per-layer sparsities, cluster counts or learned bit widths with TPE; the budget is checked on
+validation and confirmed on test. Targets: a model at least as small as the best shipped recipe (the smallest
+ladder candidate within the budget), and (issue 18) at least 150x smaller than the fp32 state_dict file.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import wattless
 from wattless.ladder import compress_within_budget
 from wattless.recipe import Recipe
 from wattless.report.format import format_bytes
-from wattless.runs.search import CLUSTERS, SIZE_RECIPE, search
+from wattless.runs.search import CLUSTERS, SIZE_RECIPE, TARGET_BITS, search
 
 TRIALS = 12
 MAX_DROP = 1.0
@@ -66,7 +66,8 @@ def _markdown(found, shipped: dict[str, Any] | None, seconds: float, seed: int, 
              f"{len(rows)} Optuna trials (TPE, seed {seed}) over prune (by measured sensitivity to a size ratio, or "
              "magnitude with a global or per-layer sparsity) -> k-means "
              f"({'/'.join(map(str, CLUSTERS))} clusters, biases on {_step_values(rows, 'share.kmeans', 'bias_bits')} "
-             f"bits), {_step_values(rows, 'prune.magnitude', 'finetune_epochs')} fine-tuning epochs each, "
+             f"bits) or learned per-layer bit widths (mean target {TARGET_BITS[0]:g} to {TARGET_BITS[1]:g} bits per "
+             f"non-zero weight), {_step_values(rows, 'prune.magnitude', 'finetune_epochs')} fine-tuning epochs each, "
              f"{_start(rows)}; {seconds:.0f} s in all. Drops in accuracy points on the validation "
              "split (the constraint, where the chosen trial and the shipped recipe are chosen) and the test split "
              "(the confirmation, judged below).", "",

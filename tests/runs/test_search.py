@@ -25,7 +25,7 @@ def test_size_search_writes_the_smallest_feasible_trial_and_resumes(wide_mlp, di
     # digits; start from a milder point of the same space so that this test has a feasible trial to write
     import wattless.runs.search as searching
 
-    start = {"scope": "global", "sparsity": 0.8, "clusters": 16}
+    start = {"scope": "global", "sparsity": 0.8, "quantizer": "kmeans", "clusters": 16}
     monkeypatch.setattr(searching, "first_trial", lambda *args: start)
     db, out = tmp_path / "runs.db", tmp_path / "best.wlz"
     found = search(wide_mlp, digits, out, max_drop=3.0, objective="size", trials=2, db=db, **FAST)

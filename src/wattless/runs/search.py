@@ -9,7 +9,8 @@ reported as ``rejected on test`` and the next best is taken, as ``compress --max
 
 Spaces (``-o`` decides the file kind: ``.onnx`` allows int8 deployment):
 
-- ``size``: pruning then k-means weight sharing (clusters), stored sparse and entropy-coded. The pruning is
+- ``size``: pruning then k-means weight sharing (clusters) or learned per-layer bit widths (``quantize.learned_bits``
+  at a mean target), stored sparse and entropy-coded. The pruning is
   sensitivity-driven (``prune.sensitivity``: a size ratio, shared out over the layers by their measured
   sensitivity) or gradual magnitude pruning with a global sparsity or one sparsity per layer. The first trial
   is the shipped ``deep-compression-auto`` recipe, so the search starts from it and can only report something
@@ -39,13 +40,17 @@ from ..ladder import choose_within_budget, drop, objective_value, parse_energy_m
 from ..recipe import OBJECTIVES, Recipe
 from ..techniques.prune.magnitude import prunable_weights
 
-SPACE_VERSION = 2
+SPACE_VERSION = 3
 """Bump when a space changes, so a resumed search never mixes trials of two spaces."""
 CLUSTERS = (8, 16, 32, 64)
 SIZE_RECIPE, LATENCY_RECIPE = "deep-compression-auto", "kd-pruned-student-int8"
 """The shipped recipes the size and latency searches start from (their first trial)."""
 MAGNITUDE_RECIPE = "deep-compression"
 """The shipped recipe whose magnitude-pruning settings the global and per-layer trials keep."""
+LEARNED_BITS_RECIPE = "deep-compression-learned-bits"
+"""The shipped recipe whose ``quantize.learned_bits`` settings the learned-width trials keep."""
+TARGET_BITS = (1.8, 3.0)
+"""The range of ``quantize.learned_bits``' target_bits (mean bits per non-zero weight) the size search explores."""
 SIZE_RATIOS = (20.0, 400.0)
 """The range of ``prune.sensitivity``'s size_ratio the size search explores (log-uniform)."""
 
@@ -74,9 +79,10 @@ class SearchResult:
 
 
 def size_recipe(trial, layers: list[str], epochs: int) -> dict[str, Any]:
-    """Prune (by sensitivity, global or per layer) -> k-means sharing; the file stores sparse, entropy-coded codes.
-    Every setting the trial does not choose is the shipped recipes' (``deep-compression-auto`` for sensitivity,
-    ``deep-compression`` for magnitude pruning)."""
+    """Prune (by sensitivity, global or per layer) -> k-means sharing or learned bit widths; the file stores sparse,
+    entropy-coded codes. Every setting the trial does not choose is the shipped recipes' (``deep-compression-auto``
+    for sensitivity and sharing, ``deep-compression`` for magnitude pruning, ``deep-compression-learned-bits`` for
+    the learned widths)."""
     scope = trial.suggest_categorical("scope", ["sensitivity", "global", "layer"])
     if scope == "sensitivity":
         prune = {**_shipped_step(SIZE_RECIPE, "prune.sensitivity").recipe_fields(), "finetune_epochs": epochs,
@@ -91,9 +97,13 @@ def size_recipe(trial, layers: list[str], epochs: int) -> dict[str, Any]:
             prune.update(scope="layer", layer_sparsity={
                 name: trial.suggest_float(f"sparsity_{name}", 0.5, 0.99) for name in layers})
         step = {"prune.magnitude": prune}
-    share = {**_shipped_step(SIZE_RECIPE, "share.kmeans").recipe_fields(),
-             "clusters": trial.suggest_categorical("clusters", list(CLUSTERS))}
-    return {"steps": [step, {"share.kmeans": share}]}
+    if trial.suggest_categorical("quantizer", ["kmeans", "learned_bits"]) == "kmeans":
+        share = {**_shipped_step(SIZE_RECIPE, "share.kmeans").recipe_fields(),
+                 "clusters": trial.suggest_categorical("clusters", list(CLUSTERS))}
+        return {"steps": [step, {"share.kmeans": share}]}
+    widths = {**_shipped_step(LEARNED_BITS_RECIPE, "quantize.learned_bits").recipe_fields(),
+              "target_bits": trial.suggest_float("target_bits", *TARGET_BITS)}
+    return {"steps": [step, {"quantize.learned_bits": widths}]}
 
 
 def narrow_recipe(trial, epochs: int, int8_allowed: bool) -> dict[str, Any]:
@@ -121,7 +131,8 @@ def first_trial(objective: str, epochs: int, int8_allowed: bool) -> dict[str, An
     """The shipped recipe the search starts from, as Optuna parameters read from that recipe."""
     if objective == "size":
         prune, share = _shipped_step(SIZE_RECIPE, "prune.sensitivity"), _shipped_step(SIZE_RECIPE, "share.kmeans")
-        return {"scope": "sensitivity", "size_ratio": prune.size_ratio, "clusters": share.clusters}
+        return {"scope": "sensitivity", "size_ratio": prune.size_ratio, "quantizer": "kmeans",
+                "clusters": share.clusters}
     distill = _shipped_step(LATENCY_RECIPE, "distill.hinton")
     start = {"width": distill.width, "importance": distill.importance, **({"int8": True} if int8_allowed else {})}
     return start if objective == "latency" else {"family": "narrow", **start}
