@@ -29,8 +29,15 @@ The pruned model holds the allocation: ``wattless inspect`` shows each layer's n
 Measured with the Lagrangian allocation, before the exact knapsack replaced it (BENCHMARKS.md, frontier study,
 recipe ``deep-compression-auto``: size_ratio 120, 16 epochs, distilled, then 8 clusters): LeNet-300-100 138.6x
 smaller than fp32 at 0.92 / 1.12 points (validation / test); LeNet-5 97.3x at 2.27 / 1.95. One-shot curves
-saturate at high sparsity, so on LeNet-5 the allocation takes its 48,000-weight classifier.1 to 99%, which
-fine-tuning does not recover: use a lower size_ratio there (60: 55x at 0.67 / 0.64 in a trial run).
+saturate at high sparsity, so on LeNet-5 the allocation takes its 48,000-weight classifier.1 to 99%: use a lower
+size_ratio there (60: 55x at 0.67 / 0.64 in a trial run). Fisher (OBD) or output-MSE curves take it to 99% too.
+
+Measured with the knapsack (fresh fp32 models, Fashion-MNIST, then share.kmeans 8 clusters; points val / test):
+LeNet-5 at size_ratio 100, 16 epochs: 83.4x at 1.38 / 1.54; with saturation 0.7 (classifier.1 capped at 98%)
+83.4x at 1.47 / 1.62. With 32 epochs and the k-means centroids fine-tuned at lr 0.001, over seeds 0, 1, 2:
+saturation 1: 82.3-83.4x at 1.33, 0.68, 1.18 / 1.33, 1.28, 1.17; saturation 0.7: 80.4-82.5x at 0.38, 1.05, 1.22 /
+0.93, 0.93, 0.81. LeNet-300-100 at size_ratio 120 (saturation 0.7 leaves its allocation unchanged): 16 epochs
+123.1x at 0.82 / 0.84; 32 epochs and centroid lr 0.001 119.5x at 0.37 / 0.54.
 """
 
 from __future__ import annotations
