@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,7 +11,13 @@ from wattless.errors import ConfigError
 from wattless.recipe import Recipe
 from wattless.techniques import make_config
 from wattless.techniques.prune.magnitude import prunable_weights
-from wattless.techniques.prune.sensitivity import GRID, allocate, estimated_bits, sensitivity_curves
+from wattless.techniques.prune.sensitivity import (
+    GRID,
+    allocate,
+    estimated_bits,
+    saturation_caps,
+    sensitivity_curves,
+)
 
 
 def test_estimated_bits_are_position_entropy_plus_value_bits():
@@ -58,6 +65,33 @@ def test_the_exact_allocation_takes_a_point_a_lagrangian_cannot_reach():
     assert chosen == {"a": 0.5, "b": 0.0}
     assert sum(estimated_bits(weights[n], s, 3.0) for n, s in chosen.items()) <= budget
     assert allocate(curves, weights, budget - 1, 3.0, grid=grid, max_sparsity=0.99) == {"a": 0.9, "b": 0.0}
+
+
+def test_saturation_caps_stop_where_a_curve_nears_the_removed_layers_damage():
+    grid = (0.0, 0.5, 0.9, 0.99)
+    curves = {"flattening": [0.0, 0.5, 1.5, 1.9], "steady": [0.0, 0.1, 0.5, 1.2]}
+    removed = {"flattening": 2.0, "steady": 2.0}
+    assert saturation_caps(curves, removed, 0.7, grid) == {"flattening": 0.5, "steady": 0.99}
+    assert saturation_caps(curves, removed, 1.0, grid) == {"flattening": 0.99, "steady": 0.99}  # 1: no cap
+
+
+def test_a_capped_layer_stays_at_its_cap_and_the_others_give_up_the_difference():
+    # Saturated one-shot curves make the big layer's last steps look nearly free: uncapped it takes 0.99. Capped at
+    # 0.9, the small layer prunes instead, and the choice still fits the budget.
+    grid = (0.0, 0.5, 0.9, 0.99)
+    curves = {"big": [0.0, 0.1, 1.5, 1.6], "small": [0.0, 0.05, 0.3, 1.0]}
+    weights = {"big": 10_000, "small": 2_000}
+    budget = math.ceil(estimated_bits(10_000, 0.9, 3.0)) + math.ceil(estimated_bits(2_000, 0.9, 3.0))
+    assert allocate(curves, weights, budget, 3.0, grid=grid) == {"big": 0.99, "small": 0.0}
+    capped = allocate(curves, weights, budget, 3.0, grid=grid, caps={"big": 0.9})
+    assert capped == {"big": 0.9, "small": 0.9}
+    assert sum(estimated_bits(weights[n], s, 3.0) for n, s in capped.items()) <= budget
+
+
+def test_caps_that_leave_the_budget_out_of_reach_say_so():
+    with pytest.raises(ConfigError, match="or saturation"):
+        allocate({"a": [0.0, 0.1, 0.2]}, {"a": 1000}, estimated_bits(1000, 0.9, 3.0), 3.0, grid=(0.0, 0.5, 0.9),
+                 caps={"a": 0.5})
 
 
 def test_a_budget_out_of_reach_names_the_largest_ratio_possible():
@@ -111,3 +145,17 @@ def test_distillation_from_the_unpruned_model_keeps_the_allocation_and_changes_t
     for name, layer in plain.items():
         assert int((layer.weight == 0).sum()) == int((taught[name].weight == 0).sum())  # the same allocation
     assert any(not torch.equal(layer.weight, taught[name].weight) for name, layer in plain.items())
+
+
+def test_saturation_keeps_every_layer_short_of_its_flat_curve(trained_mlp, digits, tmp_path):
+    net = trained_mlp.copy().module
+    rows = np.sort(np.random.default_rng(0).choice(len(digits.X_train), 128, replace=False))  # the technique's rows
+    curves = sensitivity_curves(net, digits.X_train[rows], digits.y_train[rows], "classification", GRID + (1.0,))
+    caps = saturation_caps({n: c[:-1] for n, c in curves.items()}, {n: c[-1] for n, c in curves.items()}, 0.5)
+    assert caps["1"] < 0.95  # uncapped, this budget takes layer 1 to 0.95
+    step = ("prune.sensitivity", make_config("prune.sensitivity", {"size_ratio": 40, "finetune_epochs": 0,
+                                                                   "samples": 128, "saturation": 0.5}))
+    out = wattless.compress(trained_mlp, digits, tmp_path / "capped.wlz", steps=[step], seed=0,
+                            measure_result=False).path
+    for name, layer in prunable_weights(wattless.load(out).module):
+        assert float((layer.weight == 0).float().mean()) <= caps[name] + 0.01, name

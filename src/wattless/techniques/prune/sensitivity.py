@@ -16,6 +16,9 @@ accordingly, then prune gradually to those per-layer sparsities while fine-tunin
    curve's lower convex hull and leaves no budget unused that another combination could spend. Big layers thus
    give up more weights than small sensitive ones (LeNet-300-100's output layer keeps most of its 1,000 weights
    while its 235,200-weight first layer keeps about 1.5%, with the Lagrangian allocation that was used before).
+   With ``saturation`` below 1, no layer goes past the sparsity where its one-shot loss increase exceeds that
+   fraction of the increase with all its weights gone: past it the curve flattens out near chance-level loss,
+   so further pruning looks nearly free there though fine-tuning no longer recovers it.
 3. **Pruning**: ``prune.magnitude`` with those per-layer sparsities, on the gradual (Zhu & Gupta) schedule
    (at once when ``finetune_epochs`` is 0). With ``distill_alpha`` the fine-tuning also follows the unpruned
    model's soft targets (Hinton et al.'s loss at ``temperature``, as ``distill.hinton``): the model teaches its
@@ -26,8 +29,15 @@ The pruned model holds the allocation: ``wattless inspect`` shows each layer's n
 Measured with the Lagrangian allocation, before the exact knapsack replaced it (BENCHMARKS.md, frontier study,
 recipe ``deep-compression-auto``: size_ratio 120, 16 epochs, distilled, then 8 clusters): LeNet-300-100 138.6x
 smaller than fp32 at 0.92 / 1.12 points (validation / test); LeNet-5 97.3x at 2.27 / 1.95. One-shot curves
-saturate at high sparsity, so on LeNet-5 the allocation takes its 48,000-weight classifier.1 to 99%, which
-fine-tuning does not recover: use a lower size_ratio there (60: 55x at 0.67 / 0.64 in a trial run).
+saturate at high sparsity, so on LeNet-5 the allocation takes its 48,000-weight classifier.1 to 99%: use a lower
+size_ratio there (60: 55x at 0.67 / 0.64 in a trial run). Fisher (OBD) or output-MSE curves take it to 99% too.
+
+Measured with the knapsack (fresh fp32 models, Fashion-MNIST, then share.kmeans 8 clusters; points val / test):
+LeNet-5 at size_ratio 100, 16 epochs: 83.4x at 1.38 / 1.54; with saturation 0.7 (classifier.1 capped at 98%)
+83.4x at 1.47 / 1.62. With 32 epochs and the k-means centroids fine-tuned at lr 0.001, over seeds 0, 1, 2:
+saturation 1: 82.3-83.4x at 1.33, 0.68, 1.18 / 1.33, 1.28, 1.17; saturation 0.7: 80.4-82.5x at 0.38, 1.05, 1.22 /
+0.93, 0.93, 0.81. LeNet-300-100 at size_ratio 120 (saturation 0.7 leaves its allocation unchanged): 16 epochs
+123.1x at 0.82 / 0.84; 32 epochs and centroid lr 0.001 119.5x at 0.37 / 0.54.
 """
 
 from __future__ import annotations
@@ -65,6 +75,9 @@ class SensitivityPruneConfig(TechniqueConfig):
     value_bits: float = Field(3.0, gt=0.0, le=32.0,
                               description="bits per surviving weight in the estimate (share.kmeans 8 clusters: 3)")
     max_sparsity: float = Field(0.99, ge=0.0, lt=1.0, description="no layer is pruned beyond this")
+    saturation: float = Field(1.0, gt=0.0, le=1.0, description="no layer is pruned past the sparsity where its "
+                              "loss increase exceeds this fraction of the increase with all its weights removed "
+                              "(1: no such cap)")
     samples: int = Field(2048, ge=16, le=1_000_000, description="training examples the sensitivity is measured on")
     finetune_epochs: int = Field(12, ge=0, le=1000, description="fine-tuning epochs (gradual pruning; 0: prune at "
                                  "once, no fine-tuning)")
@@ -91,6 +104,14 @@ def sensitivity_curves(model: nn.Module, X: np.ndarray, y: np.ndarray, task: str
     return {name: np.maximum.accumulate(row).tolist() for name, row in zip(names, table, strict=True)}
 
 
+def saturation_caps(curves: dict[str, list[float]], removed: dict[str, float], fraction: float,
+                    grid: tuple[float, ...] = GRID) -> dict[str, float]:
+    """Per layer, the highest sparsity of ``grid`` whose loss increase is at most ``fraction`` of ``removed`` (the
+    increase with all the layer's weights gone): where the one-shot curve has not yet flattened out near it."""
+    return {name: max(s for s, damage in zip(grid, curve, strict=True) if damage <= fraction * removed[name])
+            for name, curve in curves.items()}
+
+
 def estimated_bits(weights: int, sparsity: float, value_bits: float) -> float:
     """Coded bits of a layer of ``weights`` weights at ``sparsity``: where the survivors are (binary entropy per
     weight) plus ``value_bits`` per survivor."""
@@ -99,26 +120,30 @@ def estimated_bits(weights: int, sparsity: float, value_bits: float) -> float:
 
 
 def allocate(curves: dict[str, list[float]], weights: dict[str, int], budget_bits: float, value_bits: float,
-             grid: tuple[float, ...] = GRID, max_sparsity: float = 0.99) -> dict[str, float]:
-    """Per-layer sparsities from ``grid`` (at most ``max_sparsity``) with the least summed loss increase whose
-    estimated bits fit ``budget_bits``: the exact multiple-choice knapsack, each layer's bits rounded up to whole
-    bits (so the choice always fits) and the budget down.
+             grid: tuple[float, ...] = GRID, max_sparsity: float = 0.99,
+             caps: dict[str, float] | None = None) -> dict[str, float]:
+    """Per-layer sparsities from ``grid`` (at most ``max_sparsity`` and the layer's entry of ``caps``) with the
+    least summed loss increase whose estimated bits fit ``budget_bits``: the exact multiple-choice knapsack, each
+    layer's bits rounded up to whole bits (so the choice always fits) and the budget down.
 
     Raises:
-        ConfigError: the budget cannot be met even with every layer at ``max_sparsity``.
+        ConfigError: the budget cannot be met even with every layer at its highest sparsity allowed.
     """
-    allowed = [i for i, sparsity in enumerate(grid) if sparsity <= max_sparsity]
     names = list(curves)
-    costs = [[math.ceil(estimated_bits(weights[name], grid[i], value_bits)) for i in allowed] for name in names]
+    caps = caps or {}
+    top = {name: max(i for i, s in enumerate(grid) if s <= min(max_sparsity, caps.get(name, 1.0))) for name in names}
+    # the same options for every layer (the solver takes a table): past a layer's top, its top again
+    allowed = {name: [min(i, top[name]) for i, s in enumerate(grid) if s <= max_sparsity] for name in names}
+    costs = [[math.ceil(estimated_bits(weights[name], grid[i], value_bits)) for i in allowed[name]] for name in names]
     least = sum(min(row) for row in costs)
     if least > budget_bits:
         fp32 = 32 * sum(weights.values())
         raise ConfigError(f"size_ratio asks for {budget_bits / 8:,.0f} bytes of weights, but even every layer at "
-                          f"sparsity {max_sparsity} takes about {least / 8:,.0f}; use a size_ratio up to "
-                          f"{math.floor(fp32 / least)} or raise max_sparsity")
-    losses = [[curves[name][i] for i in allowed] for name in names]
+                          f"its highest sparsity allowed takes about {least / 8:,.0f}; use a size_ratio up to "
+                          f"{math.floor(fp32 / least)} or raise max_sparsity (or saturation)")
+    losses = [[curves[name][i] for i in allowed[name]] for name in names]
     picks = solve_multiple_choice_knapsack(costs, losses, math.floor(budget_bits))
-    return {name: grid[allowed[k]] for name, k in zip(names, picks, strict=True)}
+    return {name: grid[allowed[name][k]] for name, k in zip(names, picks, strict=True)}
 
 
 def _sample(ctx: Context, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,9 +163,11 @@ def prune_sensitivity(model: nn.Module, cfg: SensitivityPruneConfig, ctx: Contex
         raise ConfigError("the model has no Linear or Conv layers to prune")
     weights = {name: layer.weight.numel() for name, layer in layers}
     X, y = _sample(ctx, cfg.samples)
-    curves = sensitivity_curves(model, X, y, ctx.dataset.task)
+    curves = sensitivity_curves(model, X, y, ctx.dataset.task, GRID + (1.0,))
+    removed = {name: curve.pop() for name, curve in curves.items()}  # the damage with all the layer's weights gone
     budget = 32 * sum(weights.values()) / cfg.size_ratio
-    allocation = allocate(curves, weights, budget, cfg.value_bits, max_sparsity=cfg.max_sparsity)
+    allocation = allocate(curves, weights, budget, cfg.value_bits, max_sparsity=cfg.max_sparsity,
+                          caps=saturation_caps(curves, removed, cfg.saturation))
     schedule = "gradual" if cfg.finetune_epochs else "oneshot"
     magnitude = MagnitudePruneConfig(scope="layer", schedule=schedule, layer_sparsity=allocation,
                                      finetune_epochs=cfg.finetune_epochs, lr=cfg.lr)
