@@ -255,10 +255,10 @@ def steps_per_epoch(data: Dataset, cfg: TrainConfig) -> int:
     return math.ceil(len(data.X_train) / cfg.batch_size)
 
 
-def task_loss(data: Dataset) -> BatchLoss:
-    """``loss(outputs, idx)``: the task's own loss (cross-entropy or MSE) on training rows ``idx``, as :func:`fit`
-    computes it without a custom loss; for callers that add a term to it."""
-    criterion = loss_function(data.task)
+def task_loss(data: Dataset, label_smoothing: float = 0.0) -> BatchLoss:
+    """``loss(outputs, idx)``: the task's own loss (cross-entropy or MSE) on training rows ``idx``, the one
+    :func:`fit` trains with unless given another; for callers that add a term to it."""
+    criterion = loss_function(data.task, label_smoothing)
     targets = _targets(data.y_train, data.task)
 
     def loss(outputs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -294,8 +294,7 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
     seed_everything(cfg.seed)
     started = time.perf_counter()
     X = torch.as_tensor(data.X_train)
-    y = _targets(data.y_train, data.task)
-    criterion = loss_function(data.task, cfg.label_smoothing)
+    loss = loss or task_loss(data, cfg.label_smoothing)
     optimizer = _optimizer(model, cfg)
     rate = LearningRate(optimizer, cfg, steps_per_epoch(data, cfg))
     order = torch.Generator().manual_seed(cfg.seed)
@@ -311,8 +310,7 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None, *,
         for idx in torch.randperm(len(X), generator=order).split(cfg.batch_size):
             optimizer.zero_grad(set_to_none=True)
             outputs = model(X[idx] if augmenter is None else augmenter(X[idx]))
-            batch_loss = (loss(outputs, idx) if loss is not None
-                          else criterion(_as_loss_input(outputs, data.task), y[idx]))
+            batch_loss = loss(outputs, idx)
             batch_loss.backward()
             optimizer.step()
             step += 1
