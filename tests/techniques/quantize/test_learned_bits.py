@@ -19,7 +19,6 @@ from wattless.techniques.quantize.learned_bits import (
     LearnedWidthWeight,
     codes_of_levels,
     interleaved_levels,
-    mean_bits,
     size_penalty,
 )
 from wattless.train import evaluate
@@ -121,12 +120,6 @@ def test_pruned_weights_stay_zero_and_the_file_round_trips(tmp_path, digits, tra
     x = torch.as_tensor(digits.X_test)
     with torch.no_grad():
         assert torch.equal(load(tmp_path / "lb.wlz").module(x), result.module(x))
-
-
-def test_mean_bits_weights_layers_by_their_counts(trained_mlp):
-    _, quantizers = with_learned_widths(trained_mlp.module, init_bits=math.log2(7))
-    quantizers[0].log_steps.data.fill_(math.log(7) / 10)  # GAIN: 7 steps each side, 15 levels
-    assert mean_bits(quantizers, [3, 1]) == pytest.approx((3 * math.log2(15) + math.log2(7)) / 4)
 
 
 @pytest.mark.parametrize("fields, message", [

@@ -172,11 +172,6 @@ def size_penalty(quantizers: list[LearnedWidthWeight], counts: list[int], cfg: L
     return cfg.penalty * torch.relu(mean - cfg.target_bits)
 
 
-def mean_bits(quantizers: list[LearnedWidthWeight], counts: list[int]) -> float:
-    """Mean ``log2(levels)`` of the fixed grids, weighted by ``counts``."""
-    return sum(count * math.log2(q.levels) for q, count in zip(quantizers, counts, strict=True)) / sum(counts)
-
-
 @register_technique("quantize.learned_bits", LearnedBitsConfig, applies_to=QUANTIZABLE_LAYERS,
                     claims=("weight_bits", "size_bytes"))
 def quantize_learned_bits(model: nn.Module, cfg: LearnedBitsConfig, ctx: Context) -> nn.Module:
