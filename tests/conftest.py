@@ -1,5 +1,7 @@
 """Shared fixtures: small built-in data and a quickly trained model, made once per session."""
 
+import dataclasses
+
 import pytest
 
 import wattless
@@ -8,6 +10,13 @@ import wattless
 @pytest.fixture(scope="session")
 def digits():
     return wattless.load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def digit_images(digits):
+    """The digits as 1x8x8 images, for convolutional models and image augmentations."""
+    return dataclasses.replace(digits, **{f"X_{s}": getattr(digits, f"X_{s}").reshape(-1, 1, 8, 8)
+                                          for s in ("train", "val", "test")})
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """The training loop: it learns, it is deterministic, early stopping keeps the best weights."""
 
 import copy
-import dataclasses
 import hashlib
 import importlib
 
@@ -108,12 +107,6 @@ DEFAULT_CONFIG_DUMP = {"epochs": 10, "batch_size": 128, "lr": 0.001, "optimizer"
                        "weight_decay": 0.0, "schedule": "cosine", "patience": None, "seed": 0}
 
 
-def digit_images(data):
-    """The digits as 1x8x8 images, so that image augmentations apply."""
-    return dataclasses.replace(data, **{f"X_{s}": getattr(data, f"X_{s}").reshape(-1, 1, 8, 8)
-                                        for s in ("train", "val", "test")})
-
-
 def state_sha256(module):
     digest = hashlib.sha256()
     for key, value in module.state_dict().items():
@@ -161,18 +154,18 @@ def test_bad_training_options_are_refused(fields, message):
         TrainConfig(**fields)
 
 
-def test_options_that_do_not_fit_the_data_or_the_loss_are_refused(digits):
+def test_options_that_do_not_fit_the_data_or_the_loss_are_refused(digits, digit_images):
     model = wattless.train("mlp", digits, model_kwargs={"hidden": [8]}, epochs=0).module
     with pytest.raises(ConfigError, match=r"needs image inputs of shape \(channels, height, width\).*\(64,\)"):
         fit(model, digits, TrainConfig(epochs=1, augment=["flip"]))
     with pytest.raises(ConfigError, match="a custom loss"):
-        fit(model, digit_images(digits), TrainConfig(epochs=1, augment=["flip"]), loss=lambda out, idx: out.sum())
+        fit(model, digit_images, TrainConfig(epochs=1, augment=["flip"]), loss=lambda out, idx: out.sum())
     with pytest.raises(ConfigError, match="regression task"):
         fit(model, wattless.load_dataset("diabetes"), TrainConfig(epochs=1, label_smoothing=0.1))
 
 
-def test_augmentation_touches_training_batches_only(digits):
-    images = digit_images(digits)
+def test_augmentation_touches_training_batches_only(digit_images):
+    images = digit_images
     model = wattless.train("mlp", images, model_kwargs={"hidden": [16]}, epochs=0).module
     seen = {True: [], False: []}
     model.register_forward_pre_hook(lambda module, args: seen[module.training].append(args[0].detach().clone()))
@@ -189,8 +182,8 @@ def test_augmentation_touches_training_batches_only(digits):
     assert summary["val"]["accuracy"] > 0.5  # still learns
 
 
-def test_augmented_training_is_seeded(digits):
-    images = digit_images(digits)
+def test_augmented_training_is_seeded(digit_images):
+    images = digit_images
 
     def train(seed):
         return wattless.train("mlp", images, model_kwargs={"hidden": [16]}, epochs=1, seed=seed,

@@ -1,6 +1,5 @@
 """The technique registry: names, step parsing, config validation and the contract every technique keeps."""
 
-import dataclasses
 import json
 
 import pytest
@@ -53,10 +52,9 @@ def fast_config(name: str):
 
 
 @pytest.fixture(scope="module")
-def digit_images_cnn(digits):
-    images = dataclasses.replace(digits, **{f"X_{s}": getattr(digits, f"X_{s}").reshape(-1, 1, 8, 8)
-                                            for s in ("train", "val", "test")})
-    return wattless.train("cnn", images, model_kwargs={"channels": [8, 16], "hidden": 16}, epochs=1, seed=0), images
+def digit_images_cnn(digit_images):
+    cnn = wattless.train("cnn", digit_images, model_kwargs={"channels": [8, 16], "hidden": 16}, epochs=1, seed=0)
+    return cnn, digit_images
 
 
 @pytest.fixture(scope="module")
@@ -138,15 +136,14 @@ def test_the_cli_writes_what_the_api_writes(tmp_path, trained_mlp, digits):
 @pytest.mark.parametrize("name, model_name", [("factorize.tucker", "mlp"), ("factorize.cp", "mlp"),
                                               ("prune.structured", "mobilenet"),
                                               ("distill.hinton", "mobilenet")])
-def test_applies_to_says_why_and_the_technique_refuses_alike(name, model_name, digits, tmp_path):
+def test_applies_to_says_why_and_the_technique_refuses_alike(name, model_name, digits, digit_images, tmp_path):
     """Where ``applies_to`` gives a reason, running the technique anyway is one clear error, not a traceback."""
     from wattless.models import build_model
 
     if model_name == "mlp":
         model, data = wattless.train("mlp", digits, model_kwargs={"hidden": [8]}, epochs=1), digits
     else:
-        data = dataclasses.replace(digits, **{f"X_{s}": getattr(digits, f"X_{s}").reshape(-1, 1, 8, 8)
-                                              for s in ("train", "val", "test")})
+        data = digit_images
         spec = {"name": model_name, "kwargs": {"width": 0.25, "groups": 2},  # grouped pointwise convolutions
                 "input_shape": [1, 8, 8], "num_outputs": 10}
         model = wattless.WattlessModel(build_model(spec), {"model": spec, "task": "classification", "recipe": []})

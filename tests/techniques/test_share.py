@@ -1,7 +1,6 @@
 """k-means weight sharing: k values per layer, codes at ceil(log2 k) bits, centroid fine-tuning with summed
 gradients, zeros of a pruned model kept, a smaller file, and one clear error per bad input."""
 
-import dataclasses
 import math
 
 import pytest
@@ -41,12 +40,10 @@ def test_fine_tuning_moves_centroids_and_keeps_clusters(digits, trained_mlp):
         assert not torch.allclose(clustered[name].codebook, tuned[name].codebook)  # the shared values moved
 
 
-def test_fine_tuning_trains_the_centroids_of_depthwise_grouped_and_batch_norm_layers(digits):
+def test_fine_tuning_trains_the_centroids_of_depthwise_grouped_and_batch_norm_layers(digit_images):
     # MobileNet's k-means 16 scored the same with 0 or 5 fine-tuning epochs (issue 18): not frozen codebooks but
     # fit keeping the untuned start, whose validation accuracy no epoch beat; without that selection every
     # layer's centroids move, the depthwise and grouped ones too
-    images = dataclasses.replace(digits, **{f"X_{s}": getattr(digits, f"X_{s}").reshape(-1, 1, 8, 8)
-                                            for s in ("train", "val", "test")})
     torch.manual_seed(0)
     model = build_model({"name": "mobilenet", "kwargs": {"width": 0.25, "groups": 2}, "input_shape": [1, 8, 8],
                          "num_outputs": 10})
@@ -58,7 +55,7 @@ def test_fine_tuning_trains_the_centroids_of_depthwise_grouped_and_batch_norm_la
                                                                             generator))
     start = {name: (layer.parametrizations["weight"][-1].centroids.detach().clone(),
                     layer.parametrizations["weight"][-1].codes.clone()) for name, layer in layers}
-    history = fit(model, images, TrainConfig(epochs=1, lr=1e-3, batch_size=256), validate=False)["history"]
+    history = fit(model, digit_images, TrainConfig(epochs=1, lr=1e-3, batch_size=256), validate=False)["history"]
     assert history[0]["train_loss"] > 0
     for name, layer in layers:
         shared = layer.parametrizations["weight"][-1]

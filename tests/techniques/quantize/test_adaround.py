@@ -109,9 +109,8 @@ def test_skip_leaves_a_layer_float(digits, trained_mlp):
     assert torch.equal(q.module[1].weight, trained_mlp.module[1].weight)
 
 
-def test_conv_model_beats_nearest_rounding(digits):
-    images = dataclasses.replace(digits, **{f"X_{s}": getattr(digits, f"X_{s}").reshape(-1, 1, 8, 8)
-                                            for s in ("train", "val", "test")})
+def test_conv_model_beats_nearest_rounding(digit_images):
+    images = digit_images
     cnn = wattless.train("cnn", images, model_kwargs={"channels": [8, 16], "hidden": 16}, epochs=2, seed=0)
     nearest = apply_steps(cnn, images, ["quantize.ptq:bits=2"])
     learned = apply_steps(cnn, images, [f"quantize.adaround:bits=2,{FAST}"])
